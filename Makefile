@@ -1,0 +1,67 @@
+# labelloop — every target does its own set-up and can be run again at no cost.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_LS := .venv-labelstudio
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+TOOLS_BIN := .cache/bin
+KUBECONFIG_LOCAL := .cluster/kubeconfig
+LABEL_STUDIO_VERSION := 1.23.2
+
+.PHONY: help install install-labelstudio tools lint format crds test test-fast cluster-up cluster-down bench bench-train clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+# The stamp is newer than pyproject.toml once the environment matches it.
+$(VENV)/.installed: pyproject.toml
+	@echo "==> python environment ($(VENV)): labelloop with its dev, trainer and demo extras"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(BIN)/pip install --quiet uv
+	@$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install labelloop with its dev extras
+
+# Label Studio pins its own Django stack, so it lives in an environment of its own.
+$(VENV_LS)/.installed:
+	@echo "==> Label Studio $(LABEL_STUDIO_VERSION) environment ($(VENV_LS))"
+	@test -x $(VENV_LS)/bin/python || $(PYTHON) -m venv $(VENV_LS)
+	@test -x $(VENV_LS)/bin/uv || $(VENV_LS)/bin/pip install --quiet uv
+	@$(VENV_LS)/bin/uv pip install --quiet --python $(VENV_LS)/bin/python 'label-studio==$(LABEL_STUDIO_VERSION)'
+	@touch $@
+
+install-labelstudio: $(VENV_LS)/.installed ## install a local Label Studio server for tests and the demo
+
+tools: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm (once)
+	@hack/build-cluster-tools.sh
+
+lint: install ## ruff and mypy (strict on labelloop)
+	@$(BIN)/ruff check operator trainer-image tests hack
+	@$(BIN)/ruff format --check operator trainer-image tests hack
+	@$(BIN)/mypy operator/labelloop trainer-image/labelloop_trainer tests
+
+format: install ## apply ruff's fixes and formatting
+	@$(BIN)/ruff check --fix operator trainer-image tests hack
+	@$(BIN)/ruff format operator trainer-image tests hack
+
+crds: install ## regenerate crds/ from the API models
+	@$(BIN)/labelloop crds --output crds
+
+cluster-up: install tools ## start the local control plane; kubeconfig in .cluster/kubeconfig
+	@hack/cluster-up.sh
+
+cluster-down: ## stop the local control plane
+	@hack/cluster-down.sh
+
+test: install install-labelstudio tools ## the whole suite: unit, control plane, Label Studio, trainer
+	@$(BIN)/pytest
+
+test-fast: install ## unit tests only (no control plane, no Label Studio, no training)
+	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer"
+
+clean: cluster-down ## remove build outputs (keeps .venv and the Go tool cache)
+	rm -rf .cluster bench-reports demo-report

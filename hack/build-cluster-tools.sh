@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from the official Go modules, once.
+#
+# kube-apiserver, kube-controller-manager and kube-scheduler live in k8s.io/kubernetes, whose
+# go.mod pins every k8s.io/* staging module at v0.0.0 with `replace => ./staging/...`, so
+# `go install k8s.io/kubernetes/cmd/...@vX` is refused. We build them from a small wrapper
+# module that requires k8s.io/kubernetes and replaces each staging module with its published
+# v0.Y.Z twin; the list is generated from that release's own go.mod. etcd is built the same
+# way. kwok, kwokctl and helm have no replace lines and `go install` as they are.
+#
+# Everything lands in $TOOLS_BIN (default .cache/bin, git-ignored). A tool already built at
+# the pinned version is skipped, so a second run costs nothing.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.36.3}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_BIN="${TOOLS_BIN:-$ROOT/.cache/bin}"
+WORK="$ROOT/.cache/build"
+mkdir -p "$TOOLS_BIN" "$WORK"
+
+say() { printf '[cluster-tools] %s\n' "$*" >&2; }
+
+# A stamp file per tool records the version it was built at.
+built() { [[ -x "$TOOLS_BIN/$1" && "$(cat "$TOOLS_BIN/.$1.version" 2>/dev/null)" == "$2" ]]; }
+stamp() { echo "$2" >"$TOOLS_BIN/.$1.version"; }
+
+build_kubernetes() {
+  if built kube-apiserver "$K8S_VERSION" && built kube-controller-manager "$K8S_VERSION" \
+    && built kube-scheduler "$K8S_VERSION"; then
+    return
+  fi
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler $K8S_VERSION" \
+    "(first build: 10-25 min on 2 cores; later builds reuse Go's cache)"
+  local dir="$WORK/kubernetes-$K8S_VERSION" staging="v0.${K8S_VERSION#v1.}"
+  mkdir -p "$dir"
+  local upstream_mod
+  upstream_mod="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  {
+    echo "module labelloop.local/kubernetes-build"
+    echo
+    echo "go 1.26"
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    # Every `k8s.io/x => ./staging/src/k8s.io/x` becomes `k8s.io/x => k8s.io/x v0.Y.Z`.
+    sed -n 's#^\t\(k8s.io/[^ ]*\) => ./staging/src/.*#\t\1 => \1 '"$staging"'#p' "$upstream_mod"
+    echo ")"
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+EOF
+  (cd "$dir" && GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>"$dir/tidy.log" || { cat "$dir/tidy.log" >&2; exit 1; })
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 \
+    -X $pkg.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean"
+  (cd "$dir" && go build -ldflags "$ldflags" -o "$TOOLS_BIN/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler)
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do stamp "$b" "$K8S_VERSION"; done
+}
+
+build_etcd() {
+  built etcd "$ETCD_VERSION" && return
+  say "building etcd $ETCD_VERSION"
+  local dir="$WORK/etcd-$ETCD_VERSION"
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<EOF
+module labelloop.local/etcd-build
+
+go 1.26
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+EOF
+  cat >"$dir/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+EOF
+  (cd "$dir" && GOFLAGS=-mod=mod go mod tidy >/dev/null && go build -ldflags "-s -w" -o "$TOOLS_BIN/etcd" go.etcd.io/etcd/server/v3)
+  stamp etcd "$ETCD_VERSION"
+}
+
+go_install() { # name module@version
+  built "$1" "${2##*@}" && return
+  say "installing $2"
+  GOBIN="$TOOLS_BIN" go install -ldflags "-s -w" "$2"
+  stamp "$1" "${2##*@}"
+}
+
+build_kubernetes
+build_etcd
+go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+say "all tools in $TOOLS_BIN"

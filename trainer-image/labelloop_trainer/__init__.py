@@ -1,0 +1,1 @@
+"""labelloop_trainer: dataset export, LoRA training, evaluation and the prelabel server."""
