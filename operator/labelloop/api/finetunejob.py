@@ -1,0 +1,291 @@
+"""FineTuneJob: one fine-tuning run, from a dataset snapshot to a versioned model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .base import (
+    DNS_LABEL,
+    ApiModel,
+    ArtifactLocation,
+    CommonStatus,
+    Invariant,
+    ObjectName,
+    exactly_one_set,
+)
+
+Metric = Literal["accuracy", "precision", "recall", "f1"]
+LrScheduler = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+]
+
+
+class LoraSettings(ApiModel):
+    """Low-rank adapter settings (PEFT LoRA)."""
+
+    r: Annotated[int, Field(ge=1, le=1024)] = 8
+    """Rank of the update matrices."""
+    alpha: Annotated[int, Field(ge=1, le=4096)] = 16
+    """Scaling numerator: updates are scaled by alpha / r."""
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Dropout on the adapter's input."""
+    target_modules: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=128)]], Field(max_length=64)
+    ] = []
+    """Module names to adapt, e.g. `[query, value]`; empty picks the attention projections of
+    the base model's architecture."""
+
+
+class Method(ApiModel):
+    """The fine-tuning method."""
+
+    type: Literal["lora"] = "lora"
+    """Method; only LoRA adapters for now."""
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    """LoRA settings."""
+
+
+class EarlyStopping(ApiModel):
+    """Stop when the monitored metric stops improving."""
+
+    patience: Annotated[int, Field(ge=1, le=100)] = 3
+    """Evaluations without improvement before training stops."""
+    metric: Literal["eval_loss", "accuracy", "precision", "recall", "f1"] = "eval_loss"
+    """Monitored metric; eval_loss is minimised, the others maximised."""
+
+
+class Hyperparameters(ApiModel):
+    """Optimisation settings."""
+
+    invariants = (
+        Invariant(
+            cel="type(self.batchSize) == int ? int(self.batchSize) >= 1 : "
+            "string(self.batchSize) == 'auto'",
+            message="batchSize must be a positive integer or 'auto'",
+            holds=lambda h: (
+                h.batch_size == "auto" or (isinstance(h.batch_size, int) and h.batch_size >= 1)
+            ),
+            field_path=".batchSize",
+        ),
+    )
+
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 3e-5
+    """Peak learning rate."""
+    lr_scheduler: LrScheduler = "cosine"
+    """Learning-rate schedule after warm-up."""
+    warmup_ratio: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    """Share of the steps spent warming up."""
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Passes over the training data (early stopping may end sooner)."""
+    # Typed loosely on purpose: the invariant above gives one message for every bad value.
+    batch_size: Annotated[int | str, Field(union_mode="left_to_right")] = "auto"
+    """Per-device batch size, or `auto`: the largest that fits in a third of the GPU's memory
+    (a fixed default on CPU)."""
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Batches whose gradients are summed before each optimiser step."""
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """AdamW weight decay."""
+    max_sequence_length: Annotated[int, Field(ge=8, le=32768)] = 256
+    """Longer texts are truncated to this many tokens."""
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
+    """Seed for the split, initialisation and data order."""
+    eval_split: Annotated[float, Field(gt=0, le=0.5)] = 0.2
+    """Share of the data held out for evaluation (stratified)."""
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    """Early stopping."""
+
+
+class GpuSelector(ApiModel):
+    """Which GPUs the pods need, matched against GPU Feature Discovery node labels."""
+
+    product: (
+        Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9._-]+$")] | None
+    ) = None
+    """Required `nvidia.com/gpu.product`, e.g. `NVIDIA-H100-80GB-HBM3`; any when unset."""
+    min_memory_gib: Annotated[int, Field(ge=0, le=4096, alias="minMemoryGiB")] = 24
+    """Least memory per GPU, in GiB (`nvidia.com/gpu.memory`)."""
+
+
+class Resources(ApiModel):
+    """Placement: nodes, GPUs per node, GPU kind and interconnect."""
+
+    invariants = (
+        Invariant(
+            cel="self.interconnect != 'nvlink' || self.nodes * self.gpusPerNode >= 2",
+            message="interconnect nvlink needs at least two GPUs (nodes * gpusPerNode >= 2)",
+            holds=lambda r: r.interconnect != "nvlink" or r.nodes * r.gpus_per_node >= 2,
+            field_path=".interconnect",
+        ),
+    )
+
+    nodes: Annotated[int, Field(ge=1, le=64)] = 1
+    """Pods, one per node, each holding all of its node's GPUs."""
+    gpus_per_node: Annotated[int, Field(ge=0, le=16)] = 1
+    """GPUs in each pod; 0 trains on CPU."""
+    gpu: GpuSelector = Field(default_factory=GpuSelector)
+    """GPU product and memory."""
+    interconnect: Literal["nvlink", "any"] = "any"
+    """`nvlink` keeps multi-node jobs inside one NVLink domain (`nvidia.com/gpu.clique`)."""
+    queue_name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
+    """Kueue LocalQueue; the Job is created suspended and Kueue admits it."""
+
+
+class Promotion(ApiModel):
+    """The gate a new version must pass before it is rolled out."""
+
+    metric: Metric = "f1"
+    """Metric compared (macro average for precision, recall and f1)."""
+    minimum: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Least value of the metric."""
+    must_improve: bool = True
+    """Also require a better value than the active version's."""
+
+
+class Evaluation(ApiModel):
+    """Metrics computed on the held-out split, and the promotion gate."""
+
+    invariants = (
+        Invariant(
+            cel="!has(self.promotion) || self.promotion.metric in self.metrics",
+            message="promotion.metric must be one of metrics",
+            holds=lambda e: e.promotion is None or e.promotion.metric in e.metrics,
+            field_path=".promotion.metric",
+        ),
+    )
+
+    metrics: Annotated[list[Metric], Field(min_length=1, max_length=8)] = [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+    ]
+    """Metrics to compute."""
+    promotion: Promotion | None = None
+    """Gate for rolling the version out; every version passes when unset."""
+
+
+class FineTuneJobTemplate(ApiModel):
+    """A FineTuneJob spec without its data source (used by AnnotationProject training)."""
+
+    base_model: ArtifactLocation
+    """Base model weights on a volume or in an object store."""
+    method: Method = Field(default_factory=Method)
+    """Fine-tuning method and its settings."""
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    """Optimisation settings."""
+    resources: Resources = Field(default_factory=Resources)
+    """Nodes, GPUs and interconnect."""
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    """Metrics and promotion gate."""
+    output: ArtifactLocation
+    """Where model versions are written, each in its own immutable directory."""
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """Trainer image; the operator's default when unset."""
+
+
+class ProjectSnapshotReference(ApiModel):
+    """An AnnotationProject whose annotations, up to a cut-off, are the training data."""
+
+    name: ObjectName
+    """Name of the AnnotationProject."""
+    round: Annotated[int, Field(ge=1)] | None = None
+    """Training round of the project this job belongs to."""
+    last_annotation_id: Annotated[int, Field(ge=0)] | None = None
+    """Newest annotation included; all annotations when unset."""
+
+
+class DatasetFile(ApiModel):
+    """A JSON, JSONL or CSV file of labelled examples."""
+
+    uri: Annotated[str, Field(min_length=1, max_length=1024)]
+    """Location of the file, like baseModel.uri."""
+    text_field: Annotated[str, Field(min_length=1, max_length=256)] = "text"
+    """Field holding the text."""
+    label_field: Annotated[str, Field(min_length=1, max_length=256)] = "label"
+    """Field holding the label (a list for multi-label, spans for NER)."""
+
+
+class FineTuneJobSpec(FineTuneJobTemplate):
+    """Desired state of a FineTuneJob."""
+
+    invariants = (
+        Invariant(
+            cel="has(self.annotationProjectRef) != has(self.dataset)",
+            message="set exactly one of annotationProjectRef or dataset",
+            holds=exactly_one_set("annotation_project_ref", "dataset"),
+        ),
+    )
+
+    annotation_project_ref: ProjectSnapshotReference | None = None
+    """Train on a snapshot of this AnnotationProject's annotations."""
+    dataset: DatasetFile | None = None
+    """Train on a file instead."""
+
+
+# --- status -------------------------------------------------------------------------------
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class DatasetSnapshot(ApiModel):
+    """The data a run trained on."""
+
+    count: Annotated[int, Field(ge=0)]
+    """Examples after cleaning."""
+    hash: str
+    """Content hash of the cleaned dataset."""
+
+
+class Progress(ApiModel):
+    """Live training progress, reported by the trainer."""
+
+    epoch: Annotated[float, Field(ge=0)] = 0
+    """Current epoch (fractional within an epoch)."""
+    step: Annotated[int, Field(ge=0)] = 0
+    """Optimiser steps done."""
+    total_steps: Annotated[int, Field(ge=0)] | None = None
+    """Optimiser steps planned."""
+    loss: float | None = None
+    """Latest training loss."""
+    updated_at: str | None = None
+    """When progress was last reported (RFC 3339)."""
+
+
+class PromotionVerdict(ApiModel):
+    """Result of the promotion gate."""
+
+    passed: bool
+    """Whether the version may be rolled out."""
+    reason: str = ""
+    """Why, for a person."""
+
+
+class FineTuneJobStatus(CommonStatus):
+    """Observed state of a FineTuneJob."""
+
+    phase: Phase | None = None
+    """Pending, Running, Succeeded or Failed."""
+    job_name: Annotated[str, Field(pattern=DNS_LABEL)] | None = None
+    """The batch/v1 Job running the trainer."""
+    model_version: Annotated[str, Field(max_length=63, pattern=DNS_LABEL)] | None = None
+    """Version this run produces."""
+    artifact_uri: str | None = None
+    """Where the version was written."""
+    start_time: str | None = None
+    """When the Job started (RFC 3339)."""
+    completion_time: str | None = None
+    """When the Job finished (RFC 3339)."""
+    dataset: DatasetSnapshot | None = None
+    """Size and hash of the training data."""
+    progress: Progress | None = None
+    """Live progress."""
+    metrics: dict[str, float] = {}
+    """Final evaluation metrics."""
+    best_epoch: Annotated[int, Field(ge=0)] | None = None
+    """Epoch of the kept checkpoint."""
+    early_stopped: bool | None = None
+    """Whether early stopping ended the run."""
+    promotion: PromotionVerdict | None = None
+    """Verdict of the promotion gate."""

@@ -1,0 +1,48 @@
+"""The `labelloop` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from .api.crd import render_crds
+
+    output: Path = args.output
+    output.mkdir(parents=True, exist_ok=True)
+    rendered = render_crds()
+    for name, text in rendered.items():
+        path = output / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path}")
+    stale = [p for p in output.glob("*.yaml") if p.name not in rendered]
+    for path in stale:
+        path.unlink()
+        print(f"removed {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labelloop",
+        description="Closes the loop between Label Studio annotation and LoRA fine-tuning.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
+    crds.add_argument("--output", type=Path, default=Path("crds"), help="directory (default crds)")
+    crds.set_defaults(run=_crds)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
