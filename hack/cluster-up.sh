@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Starts the local control plane with its fake nodes (hack/nodes.yaml) and kwok stages
+# (hack/kwok-stages.yaml), and writes the admin kubeconfig to .cluster/kubeconfig.
+#
+# Run it any time. A cluster that runs and answers is left alone (a few seconds); a stopped one
+# (dead processes, a reboot) is restarted; one that will not come back, or whose configuration
+# changed, is recreated. Only the binaries in .cache/bin are used: nothing is downloaded.
+set -euo pipefail
+# shellcheck source=hack/cluster-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
+
+CONFIG="$STATE/kwokctl.yaml"
+STAGES="$ROOT/hack/kwok-stages.yaml"
+NODES="$ROOT/hack/nodes.yaml"
+LOG="$STATE/kwokctl.log"
+# Lives in the cluster's own directory, so it goes when kwokctl deletes the cluster.
+FINGERPRINT="$CLUSTER_DIR/labelloop-config.sha256"
+
+for tool in etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl; do
+  [[ -x "$TOOLS_BIN/$tool" ]] || { say "missing $TOOLS_BIN/$tool: run 'make tools'"; exit 1; }
+done
+command -v kubectl >/dev/null || { say "kubectl is not on PATH"; exit 1; }
+mkdir -p "$STATE"
+
+# Every binary is named, so kwokctl never reaches for its download defaults.
+cat >"$CONFIG" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  # etcd has no authentication: listen on loopback only.
+  bindAddress: 127.0.0.1
+  etcdBinary: $TOOLS_BIN/etcd
+  kubeApiserverBinary: $TOOLS_BIN/kube-apiserver
+  kubeControllerManagerBinary: $TOOLS_BIN/kube-controller-manager
+  kubeSchedulerBinary: $TOOLS_BIN/kube-scheduler
+  kwokControllerBinary: $TOOLS_BIN/kwok
+componentsPatches:
+# kwok reports this as each node's InternalIP and each pod's hostIP; kwokctl leaves it empty.
+- name: kwok-controller
+  extraArgs:
+  - {key: node-ip, value: 127.0.0.1, override: true}
+EOF
+fingerprint="$(cat "$CONFIG" "$STAGES" | sha256sum | cut -d' ' -f1)"
+
+api_ready() { kubectl --kubeconfig "$KUBECONFIG_OUT" get --raw /readyz >/dev/null 2>&1; }
+
+delete_cluster() {
+  prune_stale_pids
+  kwokctl delete cluster >>"$LOG" 2>&1
+}
+
+# kwokctl creates the cluster, or starts whatever of it is not running; it answers at once when
+# all its processes run. Its JSON log goes to .cluster/kwokctl.log.
+start_cluster() {
+  prune_stale_pids
+  kwokctl create cluster -c "$CONFIG" -c "$STAGES" --kubeconfig "" --wait 2m >>"$LOG" 2>&1 || return 1
+  echo "$fingerprint" >"$FINGERPRINT"
+  # Self-contained (certificates inline), with a context named after the cluster.
+  kubectl config view --raw --flatten --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml" \
+    >"$KUBECONFIG_OUT.tmp" \
+    && kubectl config rename-context --kubeconfig "$KUBECONFIG_OUT.tmp" \
+      "kwok-$CLUSTER_NAME" "$CLUSTER_NAME" >/dev/null \
+    && mv "$KUBECONFIG_OUT.tmp" "$KUBECONFIG_OUT" || return 1
+  local deadline=$((SECONDS + 60))
+  until api_ready; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}
+
+: >"$LOG"
+if [[ -f "$CLUSTER_DIR/kwok.yaml" && "$(cat "$FINGERPRINT" 2>/dev/null)" != "$fingerprint" ]]; then
+  say "the cluster's configuration changed: recreating it"
+  delete_cluster
+fi
+if [[ -f "$CLUSTER_DIR/kwok.yaml" ]]; then
+  say "checking cluster '$CLUSTER_NAME' (restarting what is not running)"
+else
+  say "creating cluster '$CLUSTER_NAME' in ${CLUSTER_DIR#"$ROOT/"}"
+fi
+if ! start_cluster; then
+  say "the cluster did not come up: recreating it"
+  delete_cluster
+  if ! start_cluster; then
+    say "the cluster did not come up; kwokctl's log ($LOG) ends:"
+    tail -n 20 "$LOG" >&2
+    say "component logs: ${CLUSTER_DIR#"$ROOT/"}/logs/"
+    exit 1
+  fi
+fi
+
+say "applying fake nodes (hack/nodes.yaml)"
+kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$NODES" >/dev/null
+kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Ready -f "$NODES" --timeout=60s >/dev/null
+
+server="$(kubectl --kubeconfig "$KUBECONFIG_OUT" config view -o jsonpath='{.clusters[0].cluster.server}')"
+say "ready: $server, kubeconfig ${KUBECONFIG_OUT#"$ROOT/"}"
