@@ -9,6 +9,7 @@ import pytest
 
 from labelloop.api import KINDS
 from labelloop.api.crd import crd_manifest, render_crds
+from labelloop.api.finetunejob import Hyperparameters
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
@@ -55,12 +56,10 @@ def test_crd_names_and_columns(kind: Any) -> None:
     assert version["additionalPrinterColumns"][-1]["name"] == "Age"
 
 
-def test_nested_defaults_are_stated_once() -> None:
+def test_an_omitted_block_defaults_to_the_models_defaults() -> None:
     (ftj,) = (k for k in KINDS if k.kind == "FineTuneJob")
-    spec = crd_manifest(ftj)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
-        "spec"
-    ]
-    hp = spec["properties"]["hyperparameters"]
-    assert hp["default"] == {}
-    assert hp["properties"]["learningRate"]["default"] == 3e-5
+    root = crd_manifest(ftj)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    hp = root["properties"]["spec"]["properties"]["hyperparameters"]
+    assert hp["default"] == Hyperparameters().to_wire()
+    assert hp["default"]["learningRate"] == 3e-5
     assert hp["properties"]["earlyStopping"]["properties"]["patience"]["default"] == 3

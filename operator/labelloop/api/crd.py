@@ -134,8 +134,9 @@ def _default(field: FieldInfo) -> Any:
     else:
         value = field.default
     if isinstance(value, ApiModel):
-        # `{}` lets the API server fill in the nested defaults, so one value is stated once.
-        return {}
+        # The whole object, not `{}`: the API server checks a default against the CEL rules
+        # without filling in the nested defaults first.
+        return value.to_wire()
     return value
 
 

@@ -1,0 +1,151 @@
+"""The generated CRDs on a real API server: accepted, documented, defaulted and validating."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fixtures.cluster import Cluster
+from labelloop.api import KINDS
+from manifest_cases import BASES, INVALID_CASES, InvalidCase
+
+pytestmark = pytest.mark.cluster
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _apply(cluster: Cluster, obj: dict[str, Any], namespace: str, *extra: str) -> Any:
+    return cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", *extra, input=json.dumps(obj), check=False
+    )
+
+
+def test_crds_are_established(crds: Cluster) -> None:
+    for kind in KINDS:
+        out = crds.kubectl("get", "crd", kind.crd_name, "-o", "json").stdout
+        conditions = {c["type"]: c["status"] for c in json.loads(out)["status"]["conditions"]}
+        assert conditions["Established"] == "True"
+        assert conditions["NamesAccepted"] == "True"
+
+
+def test_kubectl_explain_prints_field_descriptions(crds: Cluster) -> None:
+    out = crds.kubectl("explain", "finetunejob.spec.resources.interconnect").stdout
+    assert "NVLink domain" in out
+    out = crds.kubectl("explain", "ap.spec.labelStudio.managed.database").stdout
+    assert "PostgreSQL" in out
+
+
+def test_design_examples_apply(crds: Cluster, namespace: str) -> None:
+    docs = list(yaml.safe_load_all((EXAMPLES / "reviews.yaml").read_text()))
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        result = _apply(crds, doc, namespace)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_minimal_manifests_apply(crds: Cluster, namespace: str, kind: str) -> None:
+    result = _apply(crds, BASES[kind](), namespace)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("case", INVALID_CASES, ids=lambda c: c.id)
+def test_server_refuses_invalid_manifest_naming_the_field(crds: Cluster, case: InvalidCase) -> None:
+    # A server-side dry run goes through the same schema, CEL and field validation as a real
+    # create, without leaving anything behind.
+    result = _apply(crds, case.manifest(), "default", "--dry-run=server")
+    assert result.returncode != 0, f"{case.id} was accepted"
+    message = case.server_message or case.message
+    assert case.field in result.stderr and message in result.stderr, result.stderr
+
+
+def test_server_fills_in_defaults(crds: Cluster, namespace: str) -> None:
+    obj = BASES["FineTuneJob"]("defaults")
+    _apply(crds, obj, namespace)
+    stored = json.loads(
+        crds.kubectl("get", "ftj", "defaults", "-n", namespace, "-o", "json").stdout
+    )
+    spec = stored["spec"]
+    assert spec["hyperparameters"]["learningRate"] == 3e-5
+    assert spec["hyperparameters"]["lrScheduler"] == "cosine"
+    assert spec["hyperparameters"]["earlyStopping"]["patience"] == 3
+    assert spec["resources"]["nodes"] == 1
+    assert spec["resources"]["gpusPerNode"] == 1
+    assert spec["resources"]["gpu"]["minMemoryGiB"] == 24
+
+
+def test_spec_change_bumps_generation_but_status_patch_does_not(
+    crds: Cluster, namespace: str
+) -> None:
+    obj = BASES["PrelabelService"]("generations")
+    _apply(crds, obj, namespace)
+
+    def generation() -> int:
+        out = crds.kubectl("get", "pls", "generations", "-n", namespace, "-o", "json").stdout
+        value: int = json.loads(out)["metadata"]["generation"]
+        return value
+
+    first = generation()
+    status = {"status": {"activeVersion": "v1", "observedGeneration": first}}
+    crds.kubectl(
+        "patch",
+        "pls",
+        "generations",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    assert generation() == first
+    crds.kubectl(
+        "patch",
+        "pls",
+        "generations",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"replicas": 3}}),
+    )
+    assert generation() == first + 1
+    # A status written through the main resource is ignored: status is a subresource.
+    crds.kubectl(
+        "patch",
+        "pls",
+        "generations",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"activeVersion": "v9"}}),
+    )
+    out = crds.kubectl("get", "pls", "generations", "-n", namespace, "-o", "json").stdout
+    assert json.loads(out)["status"]["activeVersion"] == "v1"
+
+
+def test_printer_columns_show(crds: Cluster, namespace: str) -> None:
+    obj = BASES["FineTuneJob"]("columns")
+    _apply(crds, obj, namespace)
+    crds.kubectl(
+        "patch",
+        "ftj",
+        "columns",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Running", "modelVersion": "columns-1a2b"}}),
+    )
+    out = crds.kubectl("get", "ftj", "-n", namespace).stdout
+    header, row = out.splitlines()[:2]
+    assert header.split()[:6] == ["NAME", "PHASE", "PROJECT", "NODES", "GPUS/NODE", "VERSION"]
+    assert row.split()[:5] == ["columns", "Running", "1", "1", "columns-1a2b"]
+    wide = crds.kubectl("get", "labelloop", "-n", namespace, "-o", "wide").stdout
+    assert "columns" in wide and "EPOCH" in wide
