@@ -339,6 +339,14 @@ class LabelStudioClient:
         )
         return [MLBackend.from_json(_dump(m)) for m in raw]
 
+    def get_ml_backend(self, backend_id: int) -> MLBackend:
+        raw = self._call(
+            f"get ML backend {backend_id}",
+            lambda: self._sdk.ml.get(id=backend_id),
+            idempotent=True,
+        )
+        return MLBackend.from_json(_dump(raw))
+
     def create_ml_backend(
         self,
         project_id: int,
@@ -378,12 +386,15 @@ class LabelStudioClient:
         timeout: float | None = None,
     ) -> MLBackend:
         """Change the fields given; Label Studio checks the backend again, as on creation."""
+        if url is None:
+            # Label Studio 1.23 fails (HTTP 500) re-checking a backend when the url is left out.
+            url = self.get_ml_backend(backend_id).url
         raw = self._call(
             f"update ML backend {backend_id}",
             lambda: self._sdk.ml.update(
                 id=backend_id,
                 project=project_id,
-                url=_OMIT if url is None else url,
+                url=url,
                 title=_OMIT if title is None else title,
                 is_interactive=_OMIT if is_interactive is None else is_interactive,
                 timeout=_OMIT if timeout is None else timeout,
@@ -398,15 +409,7 @@ class LabelStudioClient:
         Label Studio leaves that webhook behind; it stays while another backend of the project
         still has the same URL.
         """
-        backend = MLBackend.from_json(
-            _dump(
-                self._call(
-                    f"get ML backend {backend_id}",
-                    lambda: self._sdk.ml.get(id=backend_id),
-                    idempotent=True,
-                )
-            )
-        )
+        backend = self.get_ml_backend(backend_id)
         self._call(
             f"delete ML backend {backend_id}",
             lambda: self._sdk.ml.delete(id=backend_id),
