@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .controllers.context import OperatorConfig
+
 
 def _crds(args: argparse.Namespace) -> int:
     from .api.crd import render_crds
@@ -26,6 +28,18 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from .controllers.context import OperatorConfig
+    from .operator import run
+
+    config = OperatorConfig(
+        trainer_image=args.trainer_image,
+        trainer_service_account=args.trainer_service_account,
+    )
+    run(config, namespaces=args.namespace, liveness=args.liveness or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelloop",
@@ -35,6 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("--output", type=Path, default=Path("crds"), help="directory (default crds)")
     crds.set_defaults(run=_crds)
+
+    operator = commands.add_parser(
+        "operator", help="run the operator against the current kubeconfig or in-cluster"
+    )
+    operator.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    defaults = OperatorConfig()
+    operator.add_argument(
+        "--trainer-image",
+        default=defaults.trainer_image,
+        help=f"image of training and prelabel pods (default {defaults.trainer_image})",
+    )
+    operator.add_argument(
+        "--trainer-service-account",
+        default=defaults.trainer_service_account,
+        help="ServiceAccount of training pods",
+    )
+    operator.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint (default http://0.0.0.0:8080/healthz; empty disables it)",
+    )
+    operator.set_defaults(run=_operator)
     return parser
 
 

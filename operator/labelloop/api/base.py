@@ -101,6 +101,16 @@ class ResourceRequirements(ApiModel):
     """Maximum resources, e.g. `{memory: 4Gi}`."""
 
 
+class PodMetadata(ApiModel):
+    """Extra metadata for the pods the operator creates (for sidecar injection, cost labels,
+    scheduling hints and the like)."""
+
+    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = None
+    """Labels added to each pod."""
+    annotations: dict[str, str] | None = None
+    """Annotations added to each pod."""
+
+
 # Where models and datasets live. Never a model hub: nothing is downloaded at run time.
 ARTIFACT_URI = re.compile(
     r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/\S*)?|(s3|gs|az)://[^\s/]+(/\S*)?|file:///\S*|/\S*)$"

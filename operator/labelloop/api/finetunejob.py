@@ -13,6 +13,7 @@ from .base import (
     CommonStatus,
     Invariant,
     ObjectName,
+    PodMetadata,
     exactly_one_set,
 )
 
@@ -183,6 +184,8 @@ class FineTuneJobTemplate(ApiModel):
     """Where model versions are written, each in its own immutable directory."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Trainer image; the operator's default when unset."""
+    pod_metadata: PodMetadata | None = None
+    """Labels and annotations for the training pods."""
 
 
 class ProjectSnapshotReference(ApiModel):

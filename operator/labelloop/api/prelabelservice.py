@@ -12,6 +12,7 @@ from .base import (
     CommonStatus,
     Invariant,
     LocalObjectReference,
+    PodMetadata,
     ResourceRequirements,
 )
 
@@ -100,6 +101,9 @@ class PrelabelServiceSpec(ApiModel):
     """Prelabel server image; the operator's default when unset."""
     resources: ResourceRequirements | None = None
     """Compute resources of each replica."""
+    pod_metadata: PodMetadata | None = None
+    """Labels and annotations for the pods of versions created from now on (a version's pods
+    keep the metadata they were created with)."""
 
 
 # --- status -------------------------------------------------------------------------------
@@ -124,6 +128,10 @@ class VersionStatus(ApiModel):
     """Share of its prelabels that annotators kept unchanged."""
     state: Literal["Progressing", "Active", "Previous", "Retired", "RolledBack"] = "Progressing"
     """Role of this version."""
+    since: str | None = None
+    """When the version entered its current state or rollout step (RFC 3339)."""
+    message: str | None = None
+    """Why the version is in this state, e.g. the reason it was rolled back."""
 
 
 class PrelabelServiceStatus(CommonStatus):

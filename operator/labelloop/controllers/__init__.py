@@ -1,0 +1,5 @@
+"""kopf handlers, one module per kind. Importing this package registers them all."""
+
+from . import annotationproject, finetunejob
+
+__all__ = ["annotationproject", "finetunejob"]

@@ -1,0 +1,1 @@
+"""Pure policy shared by the operator and the local runner: triggers, gates, rollouts, ordering."""

@@ -1,0 +1,41 @@
+"""Running the kopf operator: settings, credentials and the shared context."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from . import controllers
+from .controllers.context import OperatorConfig, OperatorContext
+from .controllers.kube import Kube, load_credentials
+
+PREFIX = "labelloop.io"
+
+
+def run(config: OperatorConfig, namespaces: list[str], liveness: str | None) -> None:
+    """Run until interrupted. No namespaces means the whole cluster."""
+
+    @kopf.on.startup()
+    def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        # Handler progress in annotations, never in status: the CRDs' structural status
+        # schemas would silently drop kopf's own fields.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=PREFIX, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.INFO
+        # Many short sync handlers; kopf's default pool would queue them behind each other.
+        settings.execution.max_workers = 16
+        settings.watching.server_timeout = 60
+        memo["context"] = OperatorContext(kube=Kube(load_credentials()), config=config)
+
+    assert controllers  # the import registers the handlers
+    kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON, log_prefix=False)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )

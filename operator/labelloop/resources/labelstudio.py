@@ -1,0 +1,247 @@
+"""AnnotationProject (managed) → a Label Studio Deployment and what it needs to run well.
+
+Label Studio keeps everything in one database and one media directory. One replica may use
+SQLite on its volume; several need PostgreSQL (the API refuses more than one replica
+without `database`), a shared Django secret key and a volume they can all mount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.annotationproject import ManagedLabelStudio
+from ..api.base import SecretKeySelector
+from .common import Manifest, Owner, child_name, labels, metadata
+
+COMPONENT = "label-studio"
+PORT = 8080
+DATA_DIR = "/label-studio/data"
+# Keys of the operator's own Secret for a managed server.
+SECRET_KEY = "secret-key"
+ADMIN_PASSWORD = "admin-password"
+
+
+@dataclass(frozen=True)
+class LabelStudioInputs:
+    owner: Owner
+    managed: ManagedLabelStudio
+    credentials: SecretKeySelector
+    admin_email: str
+
+
+def server_name(owner: Owner) -> str:
+    return child_name(owner.name, "label-studio")
+
+
+def internal_secret_name(owner: Owner) -> str:
+    return child_name(owner.name, "label-studio-internal")
+
+
+def service_url(owner: Owner) -> str:
+    # A dotted, resolvable host: Label Studio refuses webhook and ML URLs without one.
+    return f"http://{server_name(owner)}.{owner.namespace}.svc:{PORT}"
+
+
+def can_run_several(managed: ManagedLabelStudio) -> bool:
+    autoscaling = managed.autoscaling
+    return managed.replicas > 1 or (autoscaling is not None and autoscaling.max_replicas > 1)
+
+
+def build_internal_secret(owner: Owner, secret_key: str, admin_password: str) -> Manifest:
+    """The Django secret key (shared by all replicas) and the admin's password."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(owner, internal_secret_name(owner), COMPONENT),
+        "type": "Opaque",
+        "stringData": {SECRET_KEY: secret_key, ADMIN_PASSWORD: admin_password},
+    }
+
+
+def build_credentials_secret(owner: Owner, credentials: SecretKeySelector, token: str) -> Manifest:
+    """The API token Secret, when the user did not bring one."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {**metadata(owner, credentials.name, COMPONENT)},
+        "type": "Opaque",
+        "stringData": {credentials.key: token},
+    }
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _env(inputs: LabelStudioInputs) -> list[dict[str, Any]]:
+    owner, managed = inputs.owner, inputs.managed
+    internal = internal_secret_name(owner)
+    env: list[dict[str, Any]] = [
+        {"name": "LABEL_STUDIO_BASE_DATA_DIR", "value": DATA_DIR},
+        {"name": "LABEL_STUDIO_HOST", "value": service_url(owner)},
+        # No calls out of the cluster: version check, telemetry and error reporting off.
+        {"name": "LATEST_VERSION_CHECK", "value": "false"},
+        {"name": "COLLECT_ANALYTICS", "value": "false"},
+        {"name": "SENTRY_DSN", "value": ""},
+        {"name": "FRONTEND_SENTRY_DSN", "value": ""},
+        # The prelabel service and the operator's webhook receiver live at in-cluster (private)
+        # addresses, which Label Studio's SSRF protection refuses by default.
+        {"name": "SSRF_PROTECTION_ENABLED", "value": "false"},
+        {"name": "ML_BLOCK_LOCAL_IP", "value": "false"},
+        # The admin user and its legacy API token (new organisations default to JWT tokens).
+        {"name": "LABEL_STUDIO_USERNAME", "value": inputs.admin_email},
+        _secret_env("LABEL_STUDIO_PASSWORD", internal, ADMIN_PASSWORD),
+        _secret_env("LABEL_STUDIO_USER_TOKEN", inputs.credentials.name, inputs.credentials.key),
+        {"name": "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN", "value": "true"},
+        _secret_env("SECRET_KEY", internal, SECRET_KEY),
+    ]
+    if managed.database is not None:
+        db = managed.database.secret_ref.name
+        env += [
+            {"name": "DJANGO_DB", "value": "default"},
+            _secret_env("POSTGRE_HOST", db, "host"),
+            _secret_env("POSTGRE_PORT", db, "port"),
+            _secret_env("POSTGRE_NAME", db, "database"),
+            _secret_env("POSTGRE_USER", db, "username"),
+            _secret_env("POSTGRE_PASSWORD", db, "password"),
+        ]
+    return env
+
+
+def _selector(owner: Owner) -> dict[str, str]:
+    return labels(owner, COMPONENT)
+
+
+def build_data_claim(inputs: LabelStudioInputs) -> Manifest:
+    storage = inputs.managed.storage
+    # Several replicas must all mount the media directory.
+    access = "ReadWriteMany" if can_run_several(inputs.managed) else "ReadWriteOnce"
+    spec: dict[str, Any] = {
+        "accessModes": [access],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class_name:
+        spec["storageClassName"] = storage.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata(inputs.owner, server_name(inputs.owner), COMPONENT),
+        "spec": spec,
+    }
+
+
+def build_deployment(inputs: LabelStudioInputs) -> Manifest:
+    owner, managed = inputs.owner, inputs.managed
+    name = server_name(owner)
+    health = {"httpGet": {"path": "/health", "port": "http"}}
+    container: dict[str, Any] = {
+        "name": "label-studio",
+        "image": managed.image,
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "env": _env(inputs),
+        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
+        # Migrations on first start take a minute or more; the startup probe waits for them.
+        "startupProbe": {**health, "periodSeconds": 5, "failureThreshold": 60},
+        "readinessProbe": {**health, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {**health, "periodSeconds": 20, "failureThreshold": 6},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if managed.resources is not None:
+        container["resources"] = managed.resources.to_wire()
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": _selector(owner)},
+        "template": {
+            "metadata": {"labels": _selector(owner)},
+            "spec": {
+                "containers": [container],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}}],
+                # The image runs as uid 1001; fsGroup makes the volume writable for it.
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 1001, "fsGroup": 1001},
+            },
+        },
+    }
+    # With an autoscaler the HPA owns `replicas`; stating it here would fight it.
+    if managed.autoscaling is None:
+        spec["replicas"] = managed.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(owner, name, COMPONENT),
+        "spec": spec,
+    }
+
+
+def build_service(inputs: LabelStudioInputs) -> Manifest:
+    owner = inputs.owner
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, server_name(owner), COMPONENT),
+        "spec": {
+            "selector": _selector(owner),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+        },
+    }
+
+
+def build_autoscaler(inputs: LabelStudioInputs) -> Manifest | None:
+    autoscaling = inputs.managed.autoscaling
+    if autoscaling is None:
+        return None
+    owner = inputs.owner
+    name = server_name(owner)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(owner, name, COMPONENT),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": autoscaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def build_disruption_budget(inputs: LabelStudioInputs) -> Manifest | None:
+    if not can_run_several(inputs.managed):
+        return None
+    owner = inputs.owner
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(owner, server_name(owner), COMPONENT),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(owner)}},
+    }
+
+
+def build_label_studio_objects(inputs: LabelStudioInputs) -> list[Manifest]:
+    """The server's children besides its Secrets, in the order they are applied."""
+    optional = [build_autoscaler(inputs), build_disruption_budget(inputs)]
+    return [
+        build_data_claim(inputs),
+        build_service(inputs),
+        build_deployment(inputs),
+        *(m for m in optional if m is not None),
+    ]
+
+
+def optional_kinds() -> list[tuple[str, str]]:
+    """Children that come and go with the spec; the controller deletes those not wanted."""
+    return [("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget")]
