@@ -35,11 +35,22 @@ options:
   kubeControllerManagerBinary: $TOOLS_BIN/kube-controller-manager
   kubeSchedulerBinary: $TOOLS_BIN/kube-scheduler
   kwokControllerBinary: $TOOLS_BIN/kwok
+# A restarted component must not wait for its predecessor's lease to expire: with leases,
+# kwok would leave every pod untouched for up to 200 s after a restart, and the controller
+# manager and scheduler would idle for 15 s. One instance of each needs no election.
 componentsPatches:
-# kwok reports this as each node's InternalIP and each pod's hostIP; kwokctl leaves it empty.
 - name: kwok-controller
   extraArgs:
+  # No node leases; the node-heartbeat stage keeps the nodes Ready instead.
+  - {key: node-lease-duration-seconds, value: "0", override: true}
+  # kwok reports this as each node's InternalIP and each pod's hostIP; kwokctl leaves it empty.
   - {key: node-ip, value: 127.0.0.1, override: true}
+- name: kube-controller-manager
+  extraArgs:
+  - {key: leader-elect, value: "false"}
+- name: kube-scheduler
+  extraArgs:
+  - {key: leader-elect, value: "false"}
 EOF
 fingerprint="$(cat "$CONFIG" "$STAGES" | sha256sum | cut -d' ' -f1)"
 
