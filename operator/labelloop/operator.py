@@ -33,6 +33,9 @@ def run(config: OperatorConfig, namespaces: list[str], liveness: str | None) -> 
 
     assert controllers  # the import registers the handlers
     kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON, log_prefix=False)
+    # Timers reconcile every few seconds; a line per successful run would drown the rest.
+    # Failures are still logged, and transitions are posted as Events.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

@@ -141,6 +141,9 @@ class PrelabelServiceStatus(CommonStatus):
     """Version taking all traffic once the rollout is done."""
     previous_version: ModelVersion | None = None
     """Version active before it, the target of a rollback."""
+    target_version: ModelVersion | None = None
+    """Version asked for by the spec (or autoPromote); differs from activeVersion during a
+    rollout and after a rollback."""
     canary_step: Annotated[int, Field(ge=0)] | None = None
     """Index into spec.rollout.steps while a Canary rollout is under way."""
     service_url: str | None = None

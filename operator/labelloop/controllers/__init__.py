@@ -1,5 +1,5 @@
 """kopf handlers, one module per kind. Importing this package registers them all."""
 
-from . import annotationproject, finetunejob
+from . import annotationproject, finetunejob, prelabelservice
 
-__all__ = ["annotationproject", "finetunejob"]
+__all__ = ["annotationproject", "finetunejob", "prelabelservice"]

@@ -29,8 +29,9 @@ from ..resources.labelstudio import (
     server_name,
     service_url,
 )
-from .conditions import Health, merge_conditions, now_rfc3339
+from .conditions import Health
 from .context import OperatorContext
+from .reporting import report
 
 RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
 
@@ -54,7 +55,7 @@ def reconcile_annotation_project(
         spec = parse_manifest(body).spec
         assert isinstance(spec, AnnotationProjectSpec)
     except ManifestError as error:
-        _write(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
+        report(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
         return
     if spec.label_studio.managed is not None:
         health = _reconcile_managed_server(context, owner, spec, patch)
@@ -62,7 +63,7 @@ def reconcile_annotation_project(
         assert spec.label_studio.external is not None
         patch.status["labelStudio"] = {"url": spec.label_studio.external.url}
         health = Health("ready", "External", "using an external Label Studio server")
-    _write(body, status, patch, health, generation)
+    report(body, status, patch, health, generation)
 
 
 def _reconcile_managed_server(
@@ -105,16 +106,3 @@ def _reconcile_managed_server(
     return Health(
         "reconciling", "ServerStarting", f"Label Studio starting ({ready}/{desired} ready)"
     )
-
-
-def _write(
-    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, health: Health, generation: int | None
-) -> None:
-    previous = {c.get("type"): c.get("status") for c in status.get("conditions") or ()}
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = merge_conditions(
-        status.get("conditions"), health.updates(), generation, now_rfc3339()
-    )
-    if previous.get("Ready") != ("True" if health.state == "ready" else "False"):
-        post = kopf.warn if health.state == "stalled" else kopf.info
-        post(body, reason=health.reason, message=health.message)

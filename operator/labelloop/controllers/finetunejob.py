@@ -20,8 +20,9 @@ from ..resources.training import (
     job_name,
     model_version,
 )
-from .conditions import ConditionUpdate, Health, merge_conditions, now_rfc3339
+from .conditions import ConditionUpdate, Health
 from .context import OperatorContext
+from .reporting import report
 from .training_phase import TrainingObservation, observe_training
 
 RESOURCE = (GROUP, VERSION, FINE_TUNE_JOB.plural)
@@ -124,13 +125,6 @@ def _write(
 ) -> None:
     previous_phase = status.get("phase")
     patch.status["phase"] = observation.phase
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = merge_conditions(
-        status.get("conditions"),
-        [*observation.health.updates(), *observation.extra],
-        generation,
-        now_rfc3339(),
-    )
     for key, value in (
         ("startTime", observation.start_time),
         ("completionTime", observation.completion_time),
@@ -139,9 +133,9 @@ def _write(
             patch.status[key] = value
     if observation.result:
         _write_result(patch, observation.result)
-    if previous_phase != observation.phase:
-        post = kopf.warn if observation.phase == "Failed" else kopf.info
-        post(body, reason=observation.health.reason, message=observation.health.message)
+    report(body, status, patch, observation.health, generation, extra=observation.extra)
+    if observation.phase not in (previous_phase, "Failed"):  # a failure is reported as Stalled
+        kopf.info(body, reason=observation.phase, message=observation.health.message)
 
 
 def _write_result(patch: kopf.Patch, result: dict[str, Any]) -> None:

@@ -1,0 +1,34 @@
+"""Writing a reconcile's conclusion: observedGeneration, conditions, and an Event on change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import kopf
+
+from .conditions import ConditionUpdate, Health, condition_status, merge_conditions, now_rfc3339
+
+
+def report(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    health: Health,
+    generation: int | None,
+    *,
+    extra: Iterable[ConditionUpdate] = (),
+) -> None:
+    """Patch the standard conditions (plus `extra`); post an Event when Ready or Stalled flips."""
+    previous = status.get("conditions")
+    patch.status["observedGeneration"] = generation
+    patch.status["conditions"] = merge_conditions(
+        previous, [*health.updates(), *extra], generation, now_rfc3339()
+    )
+    ready_flipped = condition_status(previous, "Ready") != (
+        "True" if health.state == "ready" else "False"
+    )
+    stalled_now = health.state == "stalled" and condition_status(previous, "Stalled") != "True"
+    if stalled_now:
+        kopf.warn(body, reason=health.reason, message=health.message)
+    elif ready_flipped:
+        kopf.info(body, reason=health.reason, message=health.message)

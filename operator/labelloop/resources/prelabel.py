@@ -1,0 +1,102 @@
+"""PrelabelService → one Deployment per model version and one stable Service.
+
+A version's Deployment is created once, from the spec as it was then, and afterwards only
+scaled: an old version kept at zero replicas comes back exactly as it ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.prelabelservice import PrelabelServiceSpec
+from .common import (
+    RESTRICTED_CONTAINER_SECURITY,
+    Manifest,
+    Owner,
+    child_name,
+    labels,
+    metadata,
+    mount_pvc_uri,
+    pod_template_metadata,
+    pvc_volumes,
+)
+
+COMPONENT = "labelloop-prelabel"
+PORT = 9090
+VERSION_LABEL = "labelloop.io/model-version"
+
+
+@dataclass(frozen=True)
+class PrelabelInputs:
+    owner: Owner
+    spec: PrelabelServiceSpec
+    image: str
+
+
+def deployment_name(owner: Owner, version: str) -> str:
+    return child_name(owner.name, version)
+
+
+def service_url(owner: Owner) -> str:
+    # A dotted, resolvable host: Label Studio refuses ML backend URLs without one.
+    return f"http://{owner.name}.{owner.namespace}.svc:{PORT}"
+
+
+def build_version_deployment(
+    inputs: PrelabelInputs, version: str, uri: str, replicas: int
+) -> Manifest:
+    owner, spec = inputs.owner, inputs.spec
+    model = mount_pvc_uri(uri, "model uri")
+    volumes, mounts = pvc_volumes([model], read_only_claims={model.claim})
+    selector = {**labels(owner, COMPONENT), VERSION_LABEL: version}
+    health = {"httpGet": {"path": "/health", "port": "http"}}
+    container: dict[str, Any] = {
+        "name": "prelabel",
+        "image": spec.image or inputs.image,
+        "command": ["python", "-m", "labelloop_trainer", "serve"],
+        "args": [f"--model={model.local_path}", f"--port={PORT}", "--host=0.0.0.0"],
+        "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "readinessProbe": {**health, "periodSeconds": 5},
+        "livenessProbe": {**health, "periodSeconds": 20, "failureThreshold": 6},
+        "volumeMounts": mounts,
+        "securityContext": RESTRICTED_CONTAINER_SECURITY,
+    }
+    if spec.resources is not None:
+        container["resources"] = spec.resources.to_wire()
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(
+            owner, deployment_name(owner, version), COMPONENT, **{VERSION_LABEL: version}
+        ),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": pod_template_metadata(selector, spec.pod_metadata),
+                "spec": {
+                    "containers": [container],
+                    "volumes": volumes,
+                    "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+                },
+            },
+        },
+    }
+
+
+def build_service(owner: Owner, active: str | None, serve_all_versions: bool) -> Manifest:
+    """The stable Service: all versions' pods during a Canary, else the active version's."""
+    selector = labels(owner, COMPONENT)
+    if active and not serve_all_versions:
+        selector = {**selector, VERSION_LABEL: active}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, owner.name, COMPONENT),
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+        },
+    }
