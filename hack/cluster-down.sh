@@ -21,6 +21,7 @@ if [[ ! -x "$TOOLS_BIN/kwokctl" ]]; then
   exit 1
 fi
 
+lock_cluster
 prune_stale_pids
 LOG="$STATE/kwokctl.log"
 if [[ "$action" == delete ]]; then

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # (the scripts that source this use its variables)
 # Shared by hack/cluster-up.sh and hack/cluster-down.sh (sourced, not run).
 #
 # The local control plane is a kwokctl "binary runtime" cluster: etcd, kube-apiserver,
@@ -15,7 +16,8 @@ CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
 
 say() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 
-kwokctl() { "$TOOLS_BIN/kwokctl" --name "$CLUSTER_NAME" "$@"; }
+# 9>&-: the daemons kwokctl starts must not inherit (and so hold) the lock below.
+kwokctl() { "$TOOLS_BIN/kwokctl" --name "$CLUSTER_NAME" "$@" 9>&-; }
 
 # kwokctl trusts its pid files. After a reboot a recorded pid may belong to an unrelated
 # process, which kwokctl would then take for ours: never restart it, and kill it on stop.
@@ -31,4 +33,14 @@ prune_stale_pids() {
       rm -f "$pidfile"
     fi
   done
+}
+
+# One cluster-up or cluster-down at a time per checkout: parallel test sessions both call it.
+lock_cluster() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  if ! flock -n 9; then
+    say "waiting for another cluster-up/cluster-down in this checkout"
+    flock 9
+  fi
 }

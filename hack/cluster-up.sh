@@ -20,7 +20,7 @@ for tool in etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok
   [[ -x "$TOOLS_BIN/$tool" ]] || { say "missing $TOOLS_BIN/$tool: run 'make tools'"; exit 1; }
 done
 command -v kubectl >/dev/null || { say "kubectl is not on PATH"; exit 1; }
-mkdir -p "$STATE"
+lock_cluster
 
 # Every binary is named, so kwokctl never reaches for its download defaults.
 cat >"$CONFIG" <<EOF
