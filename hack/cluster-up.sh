@@ -56,16 +56,25 @@ fingerprint="$(cat "$CONFIG" "$STAGES" | sha256sum | cut -d' ' -f1)"
 
 api_ready() { kubectl --kubeconfig "$KUBECONFIG_OUT" get --raw /readyz >/dev/null 2>&1; }
 
+fail() {
+  say "$1; kwokctl's log (${LOG#"$ROOT/"}) ends:"
+  tail -n 20 "$LOG" >&2
+  say "component logs: ${CLUSTER_DIR#"$ROOT/"}/logs/"
+  exit 1
+}
+
 delete_cluster() {
   prune_stale_pids
-  kwokctl delete cluster >>"$LOG" 2>&1
+  kwokctl delete cluster >>"$LOG" 2>&1 || fail "kwokctl could not delete the cluster"
 }
 
 # kwokctl creates the cluster, or starts whatever of it is not running; it answers at once when
-# all its processes run. Its JSON log goes to .cluster/kwokctl.log.
+# all its processes run. A cold start takes seconds: the limits only bound a start that hangs
+# (say, a port taken by another cluster while this one was down), which then gets recreated.
 start_cluster() {
   prune_stale_pids
-  kwokctl create cluster -c "$CONFIG" -c "$STAGES" --kubeconfig "" --wait 2m >>"$LOG" 2>&1 || return 1
+  kwokctl create cluster -c "$CONFIG" -c "$STAGES" --kubeconfig "" --wait 1m --timeout 2m \
+    >>"$LOG" 2>&1 || return 1
   echo "$fingerprint" >"$FINGERPRINT"
   # Self-contained (certificates inline), with a context named after the cluster.
   kubectl config view --raw --flatten --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml" \
@@ -93,12 +102,7 @@ fi
 if ! start_cluster; then
   say "the cluster did not come up: recreating it"
   delete_cluster
-  if ! start_cluster; then
-    say "the cluster did not come up; kwokctl's log ($LOG) ends:"
-    tail -n 20 "$LOG" >&2
-    say "component logs: ${CLUSTER_DIR#"$ROOT/"}/logs/"
-    exit 1
-  fi
+  start_cluster || fail "the cluster did not come up"
 fi
 
 say "applying fake nodes (hack/nodes.yaml)"
