@@ -48,8 +48,8 @@ format: install ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix operator trainer-image tests hack
 	@$(BIN)/ruff format operator trainer-image tests hack
 
-crds: install ## regenerate crds/ from the API models
-	@$(BIN)/labelloop crds --output crds
+crds: install ## regenerate crds/ (and the chart's copy) from the API models
+	@$(BIN)/labelloop crds --output crds --output charts/labelloop/crds
 
 cluster-up: install tools ## start the local control plane; kubeconfig in .cluster/kubeconfig
 	@hack/cluster-up.sh

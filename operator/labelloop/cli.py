@@ -13,18 +13,18 @@ from .controllers.context import OperatorConfig
 def _crds(args: argparse.Namespace) -> int:
     from .api.crd import render_crds
 
-    output: Path = args.output
-    output.mkdir(parents=True, exist_ok=True)
     rendered = render_crds()
-    for name, text in rendered.items():
-        path = output / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            print(f"wrote {path}")
-    stale = [p for p in output.glob("*.yaml") if p.name not in rendered]
-    for path in stale:
-        path.unlink()
-        print(f"removed {path}")
+    for output in args.output or [Path("crds")]:
+        output.mkdir(parents=True, exist_ok=True)
+        for name, text in rendered.items():
+            path = output / name
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+                print(f"wrote {path}")
+        for path in output.glob("*.yaml"):
+            if path.name not in rendered:
+                path.unlink()
+                print(f"removed {path}")
     return 0
 
 
@@ -36,7 +36,7 @@ def _operator(args: argparse.Namespace) -> int:
         trainer_image=args.trainer_image,
         trainer_service_account=args.trainer_service_account,
     )
-    run(config, namespaces=args.namespace, liveness=args.liveness or None)
+    run(config, namespaces=args.namespace, liveness=args.liveness or None, log_format=args.log_format)
     return 0
 
 
@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
-    crds.add_argument("--output", type=Path, default=Path("crds"), help="directory (default crds)")
+    crds.add_argument(
+        "--output",
+        type=Path,
+        action="append",
+        help="directory to write them to (repeatable; default crds)",
+    )
     crds.set_defaults(run=_crds)
 
     operator = commands.add_parser(
@@ -74,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
         help="liveness endpoint (default http://0.0.0.0:8080/healthz; empty disables it)",
+    )
+    operator.add_argument(
+        "--log-format", choices=["json", "plain"], default="json", help="log format (default json)"
     )
     operator.set_defaults(run=_operator)
     return parser

@@ -14,7 +14,9 @@ from .controllers.kube import Kube, load_credentials
 PREFIX = "labelloop.io"
 
 
-def run(config: OperatorConfig, namespaces: list[str], liveness: str | None) -> None:
+def run(
+    config: OperatorConfig, namespaces: list[str], liveness: str | None, log_format: str = "json"
+) -> None:
     """Run until interrupted. No namespaces means the whole cluster."""
 
     @kopf.on.startup()
@@ -32,7 +34,8 @@ def run(config: OperatorConfig, namespaces: list[str], liveness: str | None) -> 
         memo["context"] = OperatorContext(kube=Kube(load_credentials()), config=config)
 
     assert controllers  # the import registers the handlers
-    kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON, log_prefix=False)
+    formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN}
+    kopf.configure(verbose=False, log_format=formats[log_format], log_prefix=False)
     # Timers reconcile every few seconds; a line per successful run would drown the rest.
     # Failures are still logged, and transitions are posted as Events.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -11,13 +11,14 @@ from labelloop.api import KINDS
 from labelloop.api.crd import crd_manifest, render_crds
 from labelloop.api.finetunejob import Hyperparameters
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_crds_directory_is_up_to_date() -> None:
+@pytest.mark.parametrize("directory", ["crds", "charts/labelloop/crds"])
+def test_crds_directory_is_up_to_date(directory: str) -> None:
     rendered = render_crds()
-    on_disk = {p.name: p.read_text() for p in CRDS.glob("*.yaml")}
-    assert on_disk == rendered, "crds/ is stale: run `make crds`"
+    on_disk = {p.name: p.read_text() for p in (REPO / directory).glob("*.yaml")}
+    assert on_disk == rendered, f"{directory}/ is stale: run `make crds`"
 
 
 def _walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
