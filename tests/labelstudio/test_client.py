@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.labelstudio import LabelStudioServer, free_port
+from fixtures.labelstudio import LabelStudioServer, LabelStudioStartError, free_port
 from labelloop.labelstudio import (
     LabelConfigRejected,
     LabelStudioAuthError,
@@ -66,9 +67,10 @@ def project(client: LabelStudioClient) -> int:
 
 @dataclass
 class Receiver:
-    """An HTTP server on 127.0.0.1 recording what it is sent; `reply` answers each POST."""
+    """An HTTP server on 127.0.0.1 recording what it is sent; `reply(path, body)` answers."""
 
     reply: Callable[[str, dict[str, Any]], dict[str, Any]]
+    status: int = 200
     requests: list[tuple[str, str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     url: str = ""
 
@@ -89,7 +91,7 @@ def receiver() -> Iterator[Callable[[Callable[[str, dict[str, Any]], dict[str, A
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 record.requests.append(("GET", self.path, dict(self.headers), {}))
-                self._answer({"status": "UP", "model_class": "TestBackend"})
+                self._answer(record.reply(self.path, {}))
 
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
@@ -99,7 +101,7 @@ def receiver() -> Iterator[Callable[[Callable[[str, dict[str, Any]], dict[str, A
 
             def _answer(self, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
-                self.send_response(200)
+                self.send_response(record.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -123,6 +125,8 @@ def receiver() -> Iterator[Callable[[Callable[[str, dict[str, Any]], dict[str, A
 def ml_backend_reply(path: str, body: dict[str, Any]) -> dict[str, Any]:
     """Label Studio's ML backend protocol: /setup names the model version, /predict answers
     one result per task."""
+    if path == "/health":
+        return {"status": "UP", "model_class": "TestBackend"}
     if path == "/setup":
         return {"model_version": "test-v1"}
     if path == "/predict":
@@ -212,6 +216,21 @@ def test_unreachable_url_fails_quickly(label_studio: LabelStudioServer) -> None:
         client.get_project(1)
     assert time.monotonic() - began < 8.0  # three retries: 0.5 + 1 + 2 s of backoff
     assert label_studio.token not in str(raised.value)
+
+
+def test_gateway_errors_retry_only_idempotent_requests(
+    receiver: Callable[[Callable[[str, dict[str, Any]], dict[str, Any]]], Receiver],
+) -> None:
+    gateway = receiver(lambda path, body: {"detail": "upstream down"})
+    gateway.status = 503
+    with LabelStudioClient(gateway.url, "t" * 40, retries=2, backoff=0.05) as client:
+        with pytest.raises(LabelStudioUnreachable, match="upstream down"):
+            client.get_project(7)
+        assert gateway.paths() == ["GET /api/projects/7/"] * 3
+        gateway.requests.clear()
+        with pytest.raises(LabelStudioUnreachable):
+            client.import_tasks(7, [{"text": "once"}])
+        assert len(gateway.requests) == 1  # a second import could duplicate the tasks
 
 
 def test_import_and_page_through_tasks(client: LabelStudioClient, project: int) -> None:
@@ -350,3 +369,22 @@ def test_outage_and_recovery(label_studio: LabelStudioServer, project: int) -> N
             label_studio.start()
         client.health()
         assert client.get_project(project).id == project  # same data directory
+
+
+def test_restart_notices_that_label_studio_moved_to_another_port(
+    label_studio: LabelStudioServer,
+) -> None:
+    url = label_studio.url
+    label_studio.stop()
+    try:
+        with socket.socket() as squatter:
+            # The server's closed connections linger in TIME_WAIT on its port.
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", label_studio.port))
+            squatter.listen()
+            with pytest.raises(LabelStudioStartError, match="moved to"):
+                label_studio.start()
+            assert not label_studio.running
+    finally:
+        label_studio.start()
+    assert label_studio.url == url
