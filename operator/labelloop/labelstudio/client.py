@@ -1,9 +1,11 @@
 """`LabelStudioClient`: every call labelloop makes to Label Studio, with one error policy.
 
-Calls go through label-studio-sdk where it does the job. The SDK's own retries are switched
-off (`max_retries=0`) because it re-sends any request, a POST included, on a 5xx; here
-only idempotent requests are retried on an answer or a timeout, and any request when the
-connection itself failed (nothing reached the server). Waits grow exponentially.
+Calls go through label-studio-sdk where it does the job; plain httpx (sharing the SDK's
+connection pool) serves the two endpoints the SDK lacks, `/health` and the project-less label
+config validation. The SDK's own retries are switched off (`max_retries=0`) because it re-sends
+any request, a POST included, on a 5xx; here only idempotent requests are retried on an answer
+or a timeout, and any request when the connection itself failed (nothing reached the server).
+Waits grow exponentially.
 """
 
 from __future__ import annotations
@@ -148,8 +150,7 @@ class LabelStudioClient:
     def validate_label_config(self, label_config: str, project_id: int | None = None) -> None:
         """Raise LabelConfigRejected unless Label Studio accepts `label_config`.
 
-        With `project_id`, Label Studio also checks the config against the project's existing
-        annotations.
+        With `project_id`, Label Studio checks it as the new config of that project.
         """
         if project_id is None:
             # The SDK has no call for Label Studio's project-less validation endpoint.
@@ -189,8 +190,8 @@ class LabelStudioClient:
     def iter_tasks(self, project_id: int, page_size: int = 100) -> Iterator[Task]:
         """Every task of the project, with its annotations and predictions, page by page.
 
-        Each page is its own retried request. The SDK's pager is not used: it ends silently on
-        any 404, so a deleted project would look like an empty one.
+        Each page is its own retried request. The SDK's pager is not iterated: it ends silently
+        on any 404, so a deleted project would look like an empty one.
         """
         page = 1
         while True:
