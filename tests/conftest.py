@@ -7,7 +7,7 @@ fails loudly, never skips, when it cannot.
 
 from pathlib import Path
 
-pytest_plugins = ["fixtures.cluster", "fixtures.labelstudio"]
+pytest_plugins = ["fixtures.cluster", "fixtures.labelstudio", "fixtures.operator"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "dynasent-r1" / "dynasent-r1-dev.jsonl"

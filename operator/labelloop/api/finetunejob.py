@@ -106,7 +106,8 @@ class GpuSelector(ApiModel):
     ) = None
     """Required `nvidia.com/gpu.product`, e.g. `NVIDIA-H100-80GB-HBM3`; any when unset."""
     min_memory_gib: Annotated[int, Field(ge=0, le=4096, alias="minMemoryGiB")] = 24
-    """Least memory per GPU, in GiB (`nvidia.com/gpu.memory`)."""
+    """Least memory per GPU in GiB, as GPUs are sold (`24` admits a 24 GB L4): matched
+    against `nvidia.com/gpu.memory`, which reports up to 10% less."""
 
 
 class Resources(ApiModel):

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import pydantic
@@ -244,6 +244,33 @@ class LabelStudioClient:
             idempotent=False,
         )
         return Prediction.from_json(_dump(raw), task_id)
+
+    def request_predictions(
+        self, project_id: int, task_ids: Sequence[int] | None = None, timeout: float = 300.0
+    ) -> None:
+        """Have the project's ML backend predict `task_ids` (all tasks when None).
+
+        Label Studio calls the backend's /predict inside this request, hence the own, longer
+        `timeout`, and stores the answers; tasks that already hold a prediction of the
+        backend's current model version are left out. Not retried once sent: the backend may
+        still be working on the first request.
+        """
+        selected = (
+            {"all": True, "excluded": []}
+            if task_ids is None
+            else {"all": False, "included": list(task_ids)}
+        )
+        self._call(
+            f"request predictions in project {project_id}",
+            lambda: self._sdk.actions.create(
+                id="retrieve_tasks_predictions",
+                project=project_id,
+                # The SDK types the selection as its own models; Label Studio takes this JSON.
+                selected_items=cast(Any, selected),
+                request_options={"timeout_in_seconds": int(timeout)},
+            ),
+            idempotent=False,
+        )
 
     def export_annotations(self, project_id: int, timeout: float = 300.0) -> list[JSON]:
         """The project's annotated tasks in Label Studio's JSON export format.

@@ -36,6 +36,7 @@ GFD_MEMORY_MIB = "nvidia.com/gpu.memory"
 GFD_COUNT = "nvidia.com/gpu.count"
 GFD_CLIQUE = "nvidia.com/gpu.clique"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+NOMINAL_MEMORY_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,9 @@ def _node_affinity(spec: FineTuneJobSpec) -> dict[str, Any] | None:
         {"key": GFD_COUNT, "operator": "Gt", "values": [str(resources.gpus_per_node - 1)]},
     ]
     if resources.gpu.min_memory_gib > 0:
-        min_mib = resources.gpu.min_memory_gib * 1024
+        # GPUs are sold by nominal memory; GFD reports what the driver leaves (an "80 GB"
+        # H100 shows 81559 MiB, a "24 GB" L4 23034 MiB), so allow 10% below nominal.
+        min_mib = int(resources.gpu.min_memory_gib * 1024 * NOMINAL_MEMORY_SHARE)
         expressions.append({"key": GFD_MEMORY_MIB, "operator": "Gt", "values": [str(min_mib - 1)]})
     if resources.gpu.product:
         expressions.append(

@@ -1,0 +1,157 @@
+"""FineTuneJob on the real control plane: the scheduler places the gang, the Job runs to a phase."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fixtures.cluster import Cluster
+from fixtures.operator import (
+    apply,
+    bound_claim,
+    condition,
+    eventually,
+    get,
+    items,
+    status_of,
+)
+
+pytestmark = pytest.mark.cluster
+
+RESULT = {
+    "modelVersion": "will-be-replaced",
+    "artifactUri": "pvc://models/reviews/x",
+    "dataset": {"count": 1200, "hash": "sha256:abc"},
+    "metrics": {"accuracy": 0.84, "f1": 0.81},
+    "bestEpoch": 4,
+    "earlyStopped": True,
+    "promotion": {"passed": True, "reason": "f1 0.81 >= 0.80"},
+}
+
+
+def fine_tune_job(
+    name: str, resources: dict[str, Any], result: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "dataset": {"uri": "pvc://data/reviews.jsonl"},
+        "baseModel": {"uri": "pvc://models/base/minilm"},
+        "output": {"uri": "pvc://models/reviews"},
+        "resources": resources,
+    }
+    if result is not None:
+        # The kwok stage of hack/kwok-stages.yaml turns this into rank 0's termination message.
+        spec["podMetadata"] = {"annotations": {"labelloop.io/kwok-result": json.dumps(result)}}
+    return {
+        "apiVersion": "labelloop.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+@pytest.fixture
+def volumes(kube: Cluster, namespace: str) -> str:
+    bound_claim(kube, namespace, "data")
+    bound_claim(kube, namespace, "models")
+    return namespace
+
+
+NVLINK_2X8 = {
+    "nodes": 2,
+    "gpusPerNode": 8,
+    "interconnect": "nvlink",
+    "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "minMemoryGiB": 80},
+}
+
+
+def test_two_node_nvlink_job_runs_on_the_h100_clique_and_succeeds(
+    kube: Cluster, volumes: str
+) -> None:
+    ns = volumes
+    apply(kube, ns, fine_tune_job("nvlink", NVLINK_2X8, RESULT))
+
+    job = eventually(lambda: get(kube, "job", "nvlink", ns), "the training Job")
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "FineTuneJob"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    assert container["command"] == ["torchrun"]
+    assert "--node-rank=$(LABELLOOP_NODE_RANK)" in container["args"]
+    service = get(kube, "service", "nvlink", ns)
+    assert service is not None and service["spec"]["clusterIP"] == "None"
+
+    def placed() -> list[str] | None:
+        pods = items(kube, "pods", ns, "batch.kubernetes.io/job-name=nvlink")
+        nodes = sorted(p["spec"].get("nodeName") or "" for p in pods)
+        return nodes if len(nodes) == 2 and all(nodes) else None
+
+    assert eventually(placed, "both ranks scheduled") == ["gpu-h100-a", "gpu-h100-b"]
+
+    def succeeded() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "nvlink", ns)
+        return status if status.get("phase") == "Succeeded" else None
+
+    status = eventually(succeeded, "phase Succeeded")
+    assert status["metrics"] == {"accuracy": 0.84, "f1": 0.81}
+    assert status["bestEpoch"] == 4 and status["earlyStopped"] is True
+    assert status["promotion"]["passed"] is True
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Succeeded")["status"] == "True"
+    assert status["startTime"] and status["completionTime"]
+
+
+def test_impossible_gpu_request_stays_pending_with_the_schedulers_reason(
+    kube: Cluster, volumes: str
+) -> None:
+    ns = volumes
+    # No node has eight L4s.
+    resources = {"nodes": 1, "gpusPerNode": 8, "gpu": {"product": "NVIDIA-L4"}}
+    apply(kube, ns, fine_tune_job("impossible", resources))
+
+    def unschedulable() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "impossible", ns)
+        reconciling = condition(status, "Reconciling")
+        return status if reconciling.get("reason") == "Unschedulable" else None
+
+    status = eventually(unschedulable, "reason Unschedulable")
+    assert status["phase"] == "Pending"
+    assert "0/5 nodes are available" in condition(status, "Reconciling")["message"]
+
+
+def test_job_without_a_result_ends_with_result_missing(kube: Cluster, volumes: str) -> None:
+    ns = volumes
+    apply(kube, ns, fine_tune_job("silent", {"gpusPerNode": 1}))
+
+    def failed() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "silent", ns)
+        return status if status.get("phase") == "Failed" else None
+
+    status = eventually(failed, "phase Failed")
+    stalled = condition(status, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "ResultMissing"
+
+
+def test_queued_job_is_created_suspended_for_kueue(kube: Cluster, volumes: str) -> None:
+    ns = volumes
+    apply(kube, ns, fine_tune_job("queued", {"gpusPerNode": 1, "queueName": "gpu-team"}))
+    job = eventually(lambda: get(kube, "job", "queued", ns), "the training Job")
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team"
+
+    def queued() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "queued", ns)
+        return status if condition(status, "Reconciling").get("reason") == "Queued" else None
+
+    assert eventually(queued, "reason Queued")["phase"] == "Pending"
+
+
+def test_deleting_a_fine_tune_job_removes_its_children(kube: Cluster, volumes: str) -> None:
+    ns = volumes
+    apply(kube, ns, fine_tune_job("doomed", {"gpusPerNode": 1, "queueName": "q"}))
+    eventually(lambda: get(kube, "job", "doomed", ns), "the training Job")
+    kube.kubectl("delete", "ftj", "doomed", "-n", ns, "--wait=true")
+    for kind in ("job", "service", "configmap"):
+        eventually(lambda kind=kind: get(kube, kind, "doomed", ns) is None, f"{kind} collected")
