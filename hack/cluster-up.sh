@@ -56,6 +56,17 @@ fingerprint="$(cat "$CONFIG" "$STAGES" | sha256sum | cut -d' ' -f1)"
 
 api_ready() { kubectl --kubeconfig "$KUBECONFIG_OUT" get --raw /readyz >/dev/null 2>&1; }
 
+# A stopped cluster's ports may since have gone to another process (say, a cluster in another
+# clone): restarting on them would hang, so such a cluster is recreated on free ports instead.
+ports_taken() {
+  local port
+  compgen -G "$CLUSTER_DIR/pids/*.pid" >/dev/null && return 1 # partly running: ports are ours
+  while read -r port; do
+    (: <>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+  done < <(sed -n 's/^  [A-Za-z]*Port: \([0-9][0-9]*\)$/\1/p' "$CLUSTER_DIR/kwok.yaml")
+  return 1
+}
+
 fail() {
   say "$1; kwokctl's log (${LOG#"$ROOT/"}) ends:"
   tail -n 20 "$LOG" >&2
@@ -90,9 +101,15 @@ start_cluster() {
 }
 
 : >"$LOG"
-if [[ -f "$CLUSTER_DIR/kwok.yaml" && "$(cat "$FINGERPRINT" 2>/dev/null)" != "$fingerprint" ]]; then
-  say "the cluster's configuration changed: recreating it"
-  delete_cluster
+prune_stale_pids
+if [[ -f "$CLUSTER_DIR/kwok.yaml" ]]; then
+  if [[ "$(cat "$FINGERPRINT" 2>/dev/null)" != "$fingerprint" ]]; then
+    say "the cluster's configuration changed: recreating it"
+    delete_cluster
+  elif ports_taken; then
+    say "another process took the stopped cluster's ports: recreating it"
+    delete_cluster
+  fi
 fi
 if [[ -f "$CLUSTER_DIR/kwok.yaml" ]]; then
   say "checking cluster '$CLUSTER_NAME' (restarting what is not running)"
