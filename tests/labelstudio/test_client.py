@@ -40,6 +40,9 @@ SENTIMENT = (
 )
 SCHEMA = parse_label_config(SENTIMENT)
 
+# What a test receiver answers to (path, JSON body); GETs have an empty body.
+Reply = Callable[[str, dict[str, Any]], dict[str, Any]]
+
 
 def dynasent(count: int) -> list[dict[str, Any]]:
     """The first `count` sentences as task data, each with its gold label in `gold`."""
@@ -69,7 +72,7 @@ def project(client: LabelStudioClient) -> int:
 class Receiver:
     """An HTTP server on 127.0.0.1 recording what it is sent; `reply(path, body)` answers."""
 
-    reply: Callable[[str, dict[str, Any]], dict[str, Any]]
+    reply: Reply
     status: int = 200
     requests: list[tuple[str, str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     url: str = ""
@@ -81,11 +84,14 @@ class Receiver:
         return [(h, body) for method, p, h, body in self.requests if (method, p) == ("POST", path)]
 
 
+Serve = Callable[[Reply], Receiver]
+
+
 @pytest.fixture
-def receiver() -> Iterator[Callable[[Callable[[str, dict[str, Any]], dict[str, Any]]], Receiver]]:
+def receiver() -> Iterator[Serve]:
     servers: list[ThreadingHTTPServer] = []
 
-    def serve(reply: Callable[[str, dict[str, Any]], dict[str, Any]]) -> Receiver:
+    def serve(reply: Reply) -> Receiver:
         record = Receiver(reply)
 
         class Handler(BaseHTTPRequestHandler):
@@ -219,7 +225,7 @@ def test_unreachable_url_fails_quickly(label_studio: LabelStudioServer) -> None:
 
 
 def test_gateway_errors_retry_only_idempotent_requests(
-    receiver: Callable[[Callable[[str, dict[str, Any]], dict[str, Any]]], Receiver],
+    receiver: Serve,
 ) -> None:
     gateway = receiver(lambda path, body: {"detail": "upstream down"})
     gateway.status = 503
@@ -244,9 +250,7 @@ def test_import_and_page_through_tasks(client: LabelStudioClient, project: int) 
     assert client.get_project(project).task_count == 230
 
 
-def test_annotations_and_predictions_read_back(
-    client: LabelStudioClient, label_studio: LabelStudioServer, project: int
-) -> None:
+def test_annotations_and_predictions_read_back(client: LabelStudioClient, project: int) -> None:
     client.import_tasks(project, dynasent(3))
     first, second, _ = list(client.iter_tasks(project))
 
@@ -277,7 +281,7 @@ def test_annotations_and_predictions_read_back(
 def test_webhooks(
     client: LabelStudioClient,
     project: int,
-    receiver: Callable[[Callable[[str, dict[str, Any]], dict[str, Any]]], Receiver],
+    receiver: Serve,
 ) -> None:
     hooks = receiver(lambda path, body: {})
     webhook = client.create_webhook(
@@ -310,16 +314,28 @@ def test_webhooks(
 def test_ml_backend_registration(
     client: LabelStudioClient,
     project: int,
-    receiver: Callable[[Callable[[str, dict[str, Any]], dict[str, Any]]], Receiver],
+    receiver: Serve,
 ) -> None:
     backend_server = receiver(ml_backend_reply)
     backend = client.create_ml_backend(project, backend_server.url, "prelabel", timeout=30)
     assert (backend.state, backend.model_version, backend.project_id) == ("CO", "test-v1", project)
     assert backend_server.paths()[:2] == ["GET /health", "POST /setup"]
-    ((_, setup),) = backend_server.posted("/setup")[:1]
+    _, setup = backend_server.posted("/setup")[0]
     assert setup["schema"] == SENTIMENT and setup["project"].startswith(f"{project}.")
     # Label Studio subscribes the backend to every event of the project.
     assert [w.url for w in client.list_webhooks(project)] == [f"{backend_server.url}/webhook"]
+
+    client.import_tasks(project, dynasent(3))
+    first, second, third = list(client.iter_tasks(project))
+    client.request_predictions(project, [first.id, second.id])
+    predicted = {t.id: t.predictions for t in client.iter_tasks(project)}
+    for task in (first, second):
+        (prediction,) = predicted[task.id]
+        assert (prediction.model_version, prediction.score) == ("test-v1", 0.4)
+        assert read_result(SCHEMA, prediction.result) == ["neutral"]
+    assert predicted[third.id] == ()
+    asked = [t["id"] for _, body in backend_server.posted("/predict") for t in body["tasks"]]
+    assert sorted(asked) == [first.id, second.id]
 
     renamed = client.update_ml_backend(backend.id, project, title="prelabel v2")
     assert [(b.id, b.title) for b in client.list_ml_backends(project)] == [
