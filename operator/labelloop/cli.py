@@ -36,7 +36,12 @@ def _operator(args: argparse.Namespace) -> int:
         trainer_image=args.trainer_image,
         trainer_service_account=args.trainer_service_account,
     )
-    run(config, namespaces=args.namespace, liveness=args.liveness or None, log_format=args.log_format)
+    run(
+        config,
+        namespaces=args.namespace,
+        liveness=args.liveness or None,
+        log_format=args.log_format,
+    )
     return 0
 
 

@@ -161,3 +161,19 @@ def test_changing_target_mid_rollout_abandons_the_unfinished_version() -> None:
     states = {v.version: v.state for v in plan.state.versions}
     assert states == {"v1": "Active", "v2": "Retired", "v3": "Progressing"}
     assert plan.replicas["v2"] == 0
+
+
+def test_history_below_its_limit_keeps_every_inactive_version() -> None:
+    world = World(Rollout(strategy="BlueGreen", ready_deadline_seconds=15), history=3)
+    world.serve("v1", 0)
+    world.serve("v2", 100_000)
+    world.ready = {"v2": 2}
+    world.step("v3", 200_000)
+    assert world.step("v3", 200_020).reason == "RolledBack"
+    plan = world.serve("v1", 200_030)
+    assert plan.retired == []
+    assert {v.version: v.state for v in plan.state.versions} == {
+        "v1": "Active",
+        "v2": "Previous",
+        "v3": "RolledBack",
+    }

@@ -23,23 +23,25 @@ from ..resources.common import Owner
 from ..resources.labelstudio import (
     LabelStudioInputs,
     build_credentials_secret,
+    build_data_claim,
     build_internal_secret,
     build_label_studio_objects,
+    can_run_several,
     optional_kinds,
     server_name,
     service_url,
 )
 from .conditions import Health
-from .context import OperatorContext
+from .context import RETRY_SECONDS, OperatorContext
 from .reporting import report
 
 RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE, field="spec")
-@kopf.on.resume(*RESOURCE)
-@kopf.timer(*RESOURCE, interval=10.0, initial_delay=10.0)
+@kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
+@kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_SECONDS)
+@kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
+@kopf.timer(*RESOURCE, interval=10.0, initial_delay=10.0, backoff=RETRY_SECONDS)
 def reconcile_annotation_project(
     body: kopf.Body,
     meta: kopf.Meta,
@@ -85,6 +87,16 @@ def _reconcile_managed_server(
     kube.create_if_absent(
         build_internal_secret(owner, secrets.token_urlsafe(48), secrets.token_urlsafe(24))
     )
+    # The claim's spec is immutable once made; it is created once, then only checked.
+    claim = kube.create_if_absent(build_data_claim(inputs))
+    if can_run_several(inputs.managed) and "ReadWriteMany" not in claim["spec"]["accessModes"]:
+        return Health(
+            "stalled",
+            "StorageNotShared",
+            f"several replicas need a ReadWriteMany data volume, but PersistentVolumeClaim "
+            f"{claim['metadata']['name']} was made ReadWriteOnce for one replica: scale back "
+            "to one replica, or move the media and delete the claim so a shared one is made",
+        )
     wanted = build_label_studio_objects(inputs)
     for manifest in wanted:
         kube.apply(manifest)

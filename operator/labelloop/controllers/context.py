@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from .kube import Kube
 
+# A failed reconcile is retried this soon (kopf's default is a minute); the timers re-run
+# every reconcile anyway, so this only shortens the wait after an API hiccup.
+RETRY_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class OperatorConfig:

@@ -21,7 +21,7 @@ from ..resources.training import (
     model_version,
 )
 from .conditions import ConditionUpdate, Health
-from .context import OperatorContext
+from .context import RETRY_SECONDS, OperatorContext
 from .reporting import report
 from .training_phase import TrainingObservation, observe_training
 
@@ -33,9 +33,9 @@ def _is_active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in FINISHED
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.resume(*RESOURCE, when=_is_active)
-@kopf.timer(*RESOURCE, interval=3.0, when=_is_active)
+@kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
+@kopf.on.resume(*RESOURCE, when=_is_active, backoff=RETRY_SECONDS)
+@kopf.timer(*RESOURCE, interval=3.0, when=_is_active, backoff=RETRY_SECONDS)
 def reconcile_fine_tune_job(
     body: kopf.Body,
     meta: kopf.Meta,

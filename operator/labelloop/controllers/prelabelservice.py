@@ -32,7 +32,7 @@ from ..resources.prelabel import (
     service_url,
 )
 from .conditions import Health
-from .context import OperatorContext
+from .context import RETRY_SECONDS, OperatorContext
 from .reporting import report
 
 RESOURCE = (GROUP, VERSION, PRELABEL_SERVICE.plural)
@@ -43,10 +43,10 @@ class _NoTarget(Exception):
     """There is no version to serve yet."""
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE, field="spec")
-@kopf.on.resume(*RESOURCE)
-@kopf.timer(*RESOURCE, interval=5.0, initial_delay=5.0)
+@kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
+@kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_SECONDS)
+@kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
+@kopf.timer(*RESOURCE, interval=5.0, initial_delay=5.0, backoff=RETRY_SECONDS)
 def reconcile_prelabel_service(
     body: kopf.Body,
     meta: kopf.Meta,

@@ -279,7 +279,7 @@ class _Planner:
         in_use = {v for v, n in wanted.items() if n > 0}
         in_use |= {v for v in (state.active, state.target) if v is not None}
         inactive = [v for v in state.versions if v.version not in in_use]
-        kept = inactive[len(inactive) - self.history_limit :] if self.history_limit else []
+        kept = inactive[max(0, len(inactive) - self.history_limit) :] if self.history_limit else []
         retired = [v.version for v in inactive if v not in kept]
         state = replace(
             state,

@@ -232,10 +232,9 @@ def build_disruption_budget(inputs: LabelStudioInputs) -> Manifest | None:
 
 
 def build_label_studio_objects(inputs: LabelStudioInputs) -> list[Manifest]:
-    """The server's children besides its Secrets, in the order they are applied."""
+    """The server's children besides its Secrets and data claim, in the order they are applied."""
     optional = [build_autoscaler(inputs), build_disruption_budget(inputs)]
     return [
-        build_data_claim(inputs),
         build_service(inputs),
         build_deployment(inputs),
         *(m for m in optional if m is not None),
