@@ -146,12 +146,12 @@ def test_h100_nodes_share_one_nvlink_clique(core: Any) -> None:
 def test_pod_asking_for_eight_gpus_runs_on_an_h100(core: Any, namespace: str) -> None:
     core.create_namespaced_pod(namespace, pod("train", gpus=8, tolerate_gpu=True))
 
-    def ready() -> Any:
+    def ready_pod() -> Any:
         found = core.read_namespaced_pod_status("train", namespace)
         ready = condition(found, "Ready")
         return found if ready is not None and ready.status == "True" else None
 
-    found = wait_for(ready, what="the 8-GPU pod to become Ready")
+    found = wait_for(ready_pod, what="the 8-GPU pod to become Ready")
     assert found.status.phase == "Running"
     assert found.spec.node_name in H100_NODES
     assert found.status.container_statuses[0].state.running is not None
