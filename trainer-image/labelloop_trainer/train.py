@@ -82,6 +82,10 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
     started = time.perf_counter()
     hyper = cfg.hyper
     data = cfg.data
+    _, plugins = metrics.requested(cfg.metrics)
+    monitor = metrics.canonical(hyper.monitor)
+    if monitor not in metrics.BUILT_IN and not plugins:
+        raise BadInputError(f"earlyStopping.metric: {hyper.monitor!r} is not computed")
     dataset = load_dataset(
         data.path, data.text_field, data.label_field, data.task_type, data.labels
     )
@@ -89,10 +93,6 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
     described = manifest(dataset, data.path, train_idx, eval_idx)
     version = cfg.model_version or derive_version(data.path.stem, described["hash"], cfg.identity())
     check_new(cfg.output_dir, version)
-    _, plugins = metrics.requested(cfg.metrics)
-    monitor = metrics.canonical(hyper.monitor)
-    if monitor not in metrics.BUILT_IN and not plugins:
-        raise BadInputError(f"earlyStopping.metric: {hyper.monitor!r} is not computed")
     progress.event("dataset", version=version, **described["cleaning"], labels=described["labels"])
 
     tokenizer = load_tokenizer(cfg.base_model_dir)
@@ -179,12 +179,13 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
     )
     loop_started = time.perf_counter()
     samples = 0
-    epoch = first_epoch - 1
+    epochs_run = first_epoch - 1
     stopped_early = early.stale >= hyper.patience and first_epoch <= hyper.epochs
     multiple_of = 8 if ctx.device.type == "cuda" else 1
     for epoch in range(first_epoch, hyper.epochs + 1):
-        if stopped_early:
+        if stopped_early:  # resumed after the epoch that stopped it
             break
+        epochs_run = epoch
         network.train()
         batches = train_batches(
             lengths, batch_size, seed=hyper.seed, epoch=epoch, rank=ctx.rank, world=ctx.world
@@ -261,6 +262,8 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
                 ),
             )
         barrier(ctx)
+        if stopped_early:
+            break
     checkpoints.restore_trainable(model, best_state)
     seconds = time.perf_counter() - loop_started
     progress.event(
@@ -278,7 +281,7 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
         manifest=described,
         metrics=best_metrics,
         best_epoch=early.best_epoch,
-        epochs_run=epoch,
+        epochs_run=epochs_run,
         early_stopped=stopped_early,
         history=early.history,
         resumed_from_epoch=first_epoch - 1,
