@@ -47,7 +47,10 @@ def child_name(parent: str, suffix: str = "", max_length: int = 63) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     keep = max_length - len(digest) - len(suffix) - 2
-    return f"{parent[:keep].rstrip('-')}-{digest}" + (f"-{suffix}" if suffix else "")
+    if suffix and keep >= 1:
+        # Keep the suffix whole: it says what the child is.
+        return f"{parent[:keep].rstrip('-')}-{digest}-{suffix}"
+    return f"{name[: max_length - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def labels(owner: Owner, component: str) -> dict[str, str]:
