@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from fixtures.cluster import Cluster
+from fixtures.operator import eventually
 from labelloop.api import KINDS
 from manifest_cases import BASES, INVALID_CASES, InvalidCase
 
@@ -81,71 +82,53 @@ def test_server_fills_in_defaults(crds: Cluster, namespace: str) -> None:
 def test_spec_change_bumps_generation_but_status_patch_does_not(
     crds: Cluster, namespace: str
 ) -> None:
-    obj = BASES["PrelabelService"]("generations")
-    _apply(crds, obj, namespace)
+    # A FineTuneJob whose Job cannot start: the operator (if running) never writes bestEpoch.
+    _apply(crds, BASES["FineTuneJob"]("generations"), namespace)
 
-    def generation() -> int:
-        out = crds.kubectl("get", "pls", "generations", "-n", namespace, "-o", "json").stdout
-        value: int = json.loads(out)["metadata"]["generation"]
+    def read() -> dict[str, Any]:
+        out = crds.kubectl("get", "ftj", "generations", "-n", namespace, "-o", "json").stdout
+        value: dict[str, Any] = json.loads(out)
         return value
 
-    first = generation()
-    status = {"status": {"activeVersion": "v1", "observedGeneration": first}}
-    crds.kubectl(
-        "patch",
-        "pls",
-        "generations",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(status),
-    )
-    assert generation() == first
-    crds.kubectl(
-        "patch",
-        "pls",
-        "generations",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"replicas": 3}}),
-    )
-    assert generation() == first + 1
+    def patch(body: dict[str, Any], *extra: str) -> None:
+        crds.kubectl(
+            "patch",
+            "ftj",
+            "generations",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps(body),
+            *extra,
+        )
+
+    first = read()["metadata"]["generation"]
+    patch({"status": {"bestEpoch": 1}}, "--subresource=status")
+    assert read()["metadata"]["generation"] == first
+    patch({"spec": {"hyperparameters": {"epochs": 7}}})
+    assert read()["metadata"]["generation"] == first + 1
     # A status written through the main resource is ignored: status is a subresource.
-    crds.kubectl(
-        "patch",
-        "pls",
-        "generations",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"activeVersion": "v9"}}),
-    )
-    out = crds.kubectl("get", "pls", "generations", "-n", namespace, "-o", "json").stdout
-    assert json.loads(out)["status"]["activeVersion"] == "v1"
+    patch({"status": {"bestEpoch": 9}})
+    assert read()["status"]["bestEpoch"] == 1
 
 
-def test_printer_columns_show(crds: Cluster, namespace: str) -> None:
+def test_printer_columns_show(kube: Cluster, namespace: str) -> None:
+    # The operator fills in the status columns: queued for Kueue, the Job stays Pending.
     obj = BASES["FineTuneJob"]("columns")
-    _apply(crds, obj, namespace)
-    crds.kubectl(
-        "patch",
-        "ftj",
-        "columns",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"phase": "Running", "modelVersion": "columns-1a2b"}}),
-    )
-    out = crds.kubectl("get", "ftj", "-n", namespace).stdout
-    header, row = out.splitlines()[:2]
-    assert header.split()[:6] == ["NAME", "PHASE", "PROJECT", "NODES", "GPUS/NODE", "VERSION"]
-    assert row.split()[:5] == ["columns", "Running", "1", "1", "columns-1a2b"]
-    wide = crds.kubectl("get", "labelloop", "-n", namespace, "-o", "wide").stdout
+    obj["spec"]["resources"] = {"nodes": 2, "gpusPerNode": 4, "queueName": "gpu-team"}
+    _apply(kube, obj, namespace)
+
+    def row() -> list[str] | None:
+        lines = kube.kubectl("get", "ftj", "-n", namespace).stdout.splitlines()
+        cells = lines[1].split()
+        return (
+            lines[0].split()[:6] + cells if cells[1:2] == ["Pending"] and len(cells) > 5 else None
+        )
+
+    cells = eventually(row, "the operator's status in the columns")
+    assert cells[:6] == ["NAME", "PHASE", "PROJECT", "NODES", "GPUS/NODE", "VERSION"]
+    assert cells[6:10] == ["columns", "Pending", "2", "4"]
+    assert cells[10].startswith("columns-")
+    wide = kube.kubectl("get", "labelloop", "-n", namespace, "-o", "wide").stdout
     assert "columns" in wide and "EPOCH" in wide

@@ -1,0 +1,137 @@
+"""The Helm chart: lints, renders least-privilege RBAC, refuses bad values, installs."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from fixtures.cluster import Cluster
+from fixtures.operator import CHART, HELM, RELEASE, RELEASE_NAMESPACE
+
+pytestmark = pytest.mark.cluster
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HELM), *args], capture_output=True, text=True, timeout=60, check=check
+    )
+
+
+def render(*values: str) -> list[dict[str, Any]]:
+    sets = [arg for v in values for arg in ("--set", v)]
+    out = helm("template", "labelloop", str(CHART), "--namespace", "ops", *sets).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_chart_lints() -> None:
+    result = helm("lint", str(CHART), "--strict")
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_cluster_wide_mode_grants_named_verbs_only() -> None:
+    docs = render()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+    secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]}]
+
+
+def test_namespaced_mode_has_no_cluster_wide_grant() -> None:
+    docs = render("watchNamespaces={team-a,team-b}")
+    assert not [d for d in docs if d["kind"].startswith("Cluster")]
+    roles = sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role")
+    assert roles == ["team-a", "team-b"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_operator_pod_is_restricted() -> None:
+    (deployment,) = [d for d in render() if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]["securityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("replicas=3", "replicas"),
+        ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+        ("logFormat=xml", "logFormat"),
+        ("imagee.tag=x", "imagee"),
+    ],
+)
+def test_values_schema_refuses_bad_values(value: str, complaint: str) -> None:
+    result = helm("template", "labelloop", str(CHART), "--set", value, check=False)
+    assert result.returncode != 0 and complaint in result.stderr
+
+
+def test_argocd_snippet_carries_one_health_check_per_kind() -> None:
+    out = helm(
+        "template",
+        "labelloop",
+        str(CHART),
+        "--set",
+        "argocd.healthChecks=true",
+        "-s",
+        "templates/argocd-health-checks.yaml",
+    ).stdout
+    (config_map,) = [d for d in yaml.safe_load_all(out) if d]
+    keys = sorted(config_map["data"])
+    assert keys == [
+        f"resource.customizations.health.labelloop.io_{k}"
+        for k in ("AnnotationProject", "FineTuneJob", "PrelabelService")
+    ]
+    assert all("hs.status" in v for v in config_map["data"].values())
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("create", "jobs.batch", True),
+        ("patch", "finetunejobs.labelloop.io/status", True),
+        ("create", "deployments.apps", True),
+        ("get", "secrets", True),
+        ("list", "secrets", False),
+        ("delete", "jobs.batch", False),
+        ("delete", "nodes", False),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io", False),
+        ("create", "pods/exec", False),
+    ],
+)
+def test_installed_service_account_has_exactly_what_it_needs(
+    chart: Cluster, verb: str, resource: str, allowed: bool
+) -> None:
+    account = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"
+    result = chart.kubectl("auth", "can-i", verb, resource, "-A", "--as", account, check=False)
+    assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+def test_the_operator_under_test_authenticates_as_that_service_account(kube: Cluster) -> None:
+    path = kube.kubeconfig.parent / "operator.kubeconfig"
+    result = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(path),
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert result.stdout == f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"
