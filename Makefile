@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help install install-labelstudio tools lint format crds test test-fast cluster-up cluster-down bench bench-train clean
+.PHONY: help install install-labelstudio tools lint format crds test test-fast cluster-up cluster-down operator bench bench-train clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ cluster-up: install tools ## start the local control plane; kubeconfig in .clust
 
 cluster-down: ## stop the local control plane
 	@hack/cluster-down.sh
+
+operator: cluster-up ## run the operator locally against the local control plane (CRDs applied)
+	@kubectl --kubeconfig $(KUBECONFIG_LOCAL) apply --server-side -f crds/ >/dev/null
+	@KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/labelloop operator --log-format plain
 
 test: install install-labelstudio tools ## the whole suite: unit, control plane, Label Studio, trainer
 	@$(BIN)/pytest
