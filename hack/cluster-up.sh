@@ -125,6 +125,8 @@ fi
 say "applying fake nodes (hack/nodes.yaml)"
 kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$NODES" >/dev/null
 kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Ready -f "$NODES" --timeout=60s >/dev/null
+say "applying the local volume pool (hack/local-volumes.yaml)"
+kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$ROOT/hack/local-volumes.yaml" >/dev/null
 
 server="$(kubectl --kubeconfig "$KUBECONFIG_OUT" config view -o jsonpath='{.clusters[0].cluster.server}')"
 say "ready: $server, kubeconfig ${KUBECONFIG_OUT#"$ROOT/"}"

@@ -41,7 +41,7 @@ def test_kubectl_explain_prints_field_descriptions(crds: Cluster) -> None:
 
 
 def test_design_examples_apply(crds: Cluster, namespace: str) -> None:
-    docs = list(yaml.safe_load_all((EXAMPLES / "reviews.yaml").read_text()))
+    docs = list(yaml.safe_load_all((EXAMPLES / "20-reviews.yaml").read_text()))
     for doc in docs:
         doc["metadata"]["namespace"] = namespace
         result = _apply(crds, doc, namespace)

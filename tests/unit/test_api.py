@@ -20,7 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_design_manifests_parse_as_written() -> None:
-    manifests = parse_manifests((EXAMPLES / "reviews.yaml").read_text())
+    manifests = parse_manifests((EXAMPLES / "20-reviews.yaml").read_text())
     assert [(m.kind.kind, m.name, m.namespace) for m in manifests] == [
         ("AnnotationProject", "reviews", "ml"),
         ("FineTuneJob", "reviews-r3", "ml"),

@@ -102,6 +102,12 @@ FINE_TUNE_JOB = Kind(
         PrinterColumn("GPUs/Node", "integer", ".spec.resources.gpusPerNode", "GPUs in each pod."),
         PrinterColumn("Version", "string", ".status.modelVersion", "Model version produced."),
         PrinterColumn("F1", "number", ".status.metrics.f1", "Macro F1 on the held-out split."),
+        PrinterColumn(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Why it is in this phase.",
+        ),
         PrinterColumn("Job", "string", ".status.jobName", "The batch/v1 Job.", 1),
         PrinterColumn("Epoch", "number", ".status.progress.epoch", "Current epoch.", 1),
         AGE,
@@ -121,6 +127,12 @@ PRELABEL_SERVICE = Kind(
         PrinterColumn("Previous", "string", ".status.previousVersion", "Rollback target."),
         PrinterColumn(
             "Project", "string", ".spec.annotationProjectRef.name", "AnnotationProject prelabelled."
+        ),
+        PrinterColumn(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Active, RollingOut, RolledBack, …",
         ),
         PrinterColumn("Strategy", "string", ".spec.rollout.strategy", "Canary or BlueGreen.", 1),
         AGE,
