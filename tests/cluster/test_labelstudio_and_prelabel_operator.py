@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -36,7 +37,9 @@ def managed_project(name: str, managed: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_managed_label_studio_runs_scales_and_reports(kube: Cluster, namespace: str) -> None:
+def test_managed_label_studio_runs_scales_and_reports(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
     ns = namespace
     bound_claim(kube, ns, "reviews-label-studio", create_claim=False)
     apply(kube, ns, managed_project("reviews", {"replicas": 1}))
@@ -62,9 +65,17 @@ def test_managed_label_studio_runs_scales_and_reports(kube: Cluster, namespace: 
         "key": "token",
     }
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    # The token Secret was absent, so the operator generated one.
+    # The token Secret was absent, so the operator generated one, and never logs it.
     secret = get(kube, "secret", "reviews-token", ns)
-    assert secret is not None and len(base64.b64decode(secret["data"]["token"])) == 40
+    assert secret is not None
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 40
+    assert token not in operator.log.read_text()
+    assert token not in json.dumps(status_of(kube, "ap", "reviews", ns))
+    # Events explain the transition to Ready.
+    events = items(kube, "events", ns, "")
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "reviews"}
+    assert "ServerReady" in reasons
     assert get(kube, "service", "reviews-label-studio", ns) is not None
     assert get(kube, "hpa", "reviews-label-studio", ns) is None
     assert get(kube, "pdb", "reviews-label-studio", ns) is None
