@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,8 @@ def _operator(args: argparse.Namespace) -> int:
     config = OperatorConfig(
         trainer_image=args.trainer_image,
         trainer_service_account=args.trainer_service_account,
+        webhook_listen=args.webhook_listen or None,
+        webhook_url=args.webhook_url or None,
     )
     run(
         config,
@@ -79,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--trainer-service-account",
         default=defaults.trainer_service_account,
         help="ServiceAccount of training pods",
+    )
+    # Environment defaults let a supervisor (or a test) configure the receiver without flags.
+    operator.add_argument(
+        "--webhook-listen",
+        default=os.environ.get("LABELLOOP_WEBHOOK_LISTEN", ""),
+        help="host:port of the webhook receiver, e.g. 0.0.0.0:8081 "
+        "(default $LABELLOOP_WEBHOOK_LISTEN; empty runs none)",
+    )
+    operator.add_argument(
+        "--webhook-url",
+        default=os.environ.get("LABELLOOP_WEBHOOK_URL", ""),
+        help="base URL Label Studio posts webhooks to, e.g. http://labelloop.labelloop-system"
+        ".svc:8081 (default $LABELLOOP_WEBHOOK_URL; empty registers none)",
     )
     operator.add_argument(
         "--liveness",

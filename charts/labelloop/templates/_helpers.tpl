@@ -23,12 +23,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "labelloop.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{/* Where Label Studio reaches the webhook receiver: a dotted name, as Label Studio requires. */}}
+{{- define "labelloop.webhookURL" -}}
+{{- default (printf "http://%s.%s.svc:%v" (include "labelloop.fullname" .) .Release.Namespace .Values.webhook.port) .Values.webhook.url -}}
+{{- end -}}
+
 {{/* The rules the operator needs, no more: each verb is one the code uses. */}}
 {{- define "labelloop.rules" -}}
 # The three kinds: watched; annotations hold kopf's progress; status is written.
 - apiGroups: [labelloop.io]
   resources: [annotationprojects, finetunejobs, prelabelservices]
   verbs: [get, list, watch, patch, update]
+# An AnnotationProject's training rounds: each a FineTuneJob, created once.
+- apiGroups: [labelloop.io]
+  resources: [finetunejobs]
+  verbs: [create]
 - apiGroups: [labelloop.io]
   resources: [annotationprojects/status, finetunejobs/status, prelabelservices/status]
   verbs: [get, patch, update]

@@ -394,3 +394,7 @@ class AnnotationProjectStatus(CommonStatus):
     """Name of the FineTuneJob of the latest round."""
     last_training_time: str | None = None
     """When the latest round started (RFC 3339)."""
+    last_annotation_id: Annotated[int, Field(ge=0)] | None = None
+    """Snapshot cut-off of the latest round: the newest annotation it includes."""
+    agreement: Share | None = None
+    """Mean agreement of tasks with two or more annotations (share giving the top answer)."""

@@ -1,12 +1,14 @@
-"""AnnotationProject handlers: run (or find) Label Studio and report on it.
+"""AnnotationProject handlers: run (or find) Label Studio, sync the project, report on it.
 
 Like every controller here, one level-triggered `reconcile` runs on create, on spec changes,
-on operator start and on a timer, and re-reads the truth each time.
+on operator start, on a timer and when the webhook receiver stamps the wake annotation, and
+re-reads the truth each time (`project_sync` holds the steps).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -19,6 +21,15 @@ from ..api import (
     ManifestError,
     parse_manifest,
 )
+from ..labelstudio import (
+    LabelConfigRejected,
+    LabelStudioAuthError,
+    LabelStudioClient,
+    LabelStudioError,
+    LabelStudioNotFound,
+    LabelStudioUnreachable,
+)
+from ..labelstudio.labelconfig import LabelConfigError, parse_label_config
 from ..resources.common import Owner
 from ..resources.labelstudio import (
     LabelStudioInputs,
@@ -31,9 +42,17 @@ from ..resources.labelstudio import (
     server_name,
     service_url,
 )
-from .conditions import Health
+from .conditions import ConditionUpdate, Health
 from .context import RETRY_SECONDS, OperatorContext
+from .project_sync import (
+    PROJECT_ID_ANNOTATION,
+    CredentialsMissing,
+    project_lock,
+    read_token,
+    sync_project,
+)
 from .reporting import report
+from .webhooks import WAKE_ANNOTATION, webhook_key
 
 RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
 
@@ -41,6 +60,7 @@ RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
 @kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
 @kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_SECONDS)
 @kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
+@kopf.on.field(*RESOURCE, field=("metadata", "annotations", WAKE_ANNOTATION), backoff=RETRY_SECONDS)
 @kopf.timer(*RESOURCE, interval=10.0, initial_delay=10.0, backoff=RETRY_SECONDS)
 def reconcile_annotation_project(
     body: kopf.Body,
@@ -59,13 +79,100 @@ def reconcile_annotation_project(
     except ManifestError as error:
         report(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
         return
+    extra: list[ConditionUpdate] = []
     if spec.label_studio.managed is not None:
         health = _reconcile_managed_server(context, owner, spec, patch)
     else:
         assert spec.label_studio.external is not None
-        patch.status["labelStudio"] = {"url": spec.label_studio.external.url}
-        health = Health("ready", "External", "using an external Label Studio server")
-    report(body, status, patch, health, generation)
+        url = spec.label_studio.external.url
+        patch.status["labelStudio"] = {"url": url}
+        with project_lock(owner.uid):
+            health, extra = _sync(
+                context,
+                owner,
+                spec,
+                url,
+                body=body,
+                meta=meta,
+                status=status,
+                patch=patch,
+                memo=memo,
+            )
+    report(body, status, patch, health, generation, extra=extra)
+
+
+def _sync(
+    context: OperatorContext,
+    owner: Owner,
+    spec: AnnotationProjectSpec,
+    url: str,
+    *,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+) -> tuple[Health, list[ConditionUpdate]]:
+    """Sync the Label Studio project at `url`; its failures become a Health, the rest status."""
+    try:
+        schema = parse_label_config(spec.project.label_config)
+    except LabelConfigError as error:
+        return Health("stalled", "UnsupportedLabelConfig", str(error)), []
+    patch.status["taskType"] = schema.task_type.value
+    patch.status["labels"] = list(schema.labels)
+    try:
+        token = read_token(context, spec, owner.namespace)
+    except CredentialsMissing as error:
+        return Health("stalled", "CredentialsMissing", str(error)), []
+    base = context.config.webhook_url
+    webhook = (base, webhook_key(memo)) if base else None
+    try:
+        with LabelStudioClient(url, token, timeout=10.0, retries=2) as ls:
+            outcome = sync_project(
+                ls,
+                context,
+                owner,
+                spec,
+                schema=schema,
+                prior=status,
+                known_id=_known_project_id(meta, status),
+                webhook=webhook,
+            )
+    except LabelConfigRejected as error:
+        message = f"Label Studio rejected the label config: {error.detail}"
+        return Health("stalled", "LabelConfigRejected", message), []
+    except LabelStudioAuthError as error:
+        ref = spec.credentials_secret_ref
+        message = f"{error} (check the token in Secret {ref.name}, key {ref.key})"
+        return Health("stalled", "LabelStudioAuthFailed", message), []
+    except LabelStudioNotFound as error:
+        return Health("stalled", "ProjectNotFound", f"{error}: was it deleted in Label Studio?"), []
+    except LabelStudioUnreachable as error:
+        return Health("reconciling", "LabelStudioUnreachable", str(error)), []
+    except LabelStudioError as error:
+        return Health("reconciling", "LabelStudioError", str(error)), []
+    for key, value in outcome.status.items():
+        patch.status[key] = value
+    for reason, message in outcome.warnings:
+        kopf.warn(body, reason=reason, message=message)
+    for reason, message in outcome.infos:
+        kopf.info(body, reason=reason, message=message)
+    counts = outcome.status["counts"]
+    project_id = outcome.status["labelStudio"]["projectId"]
+    message = (
+        f"project {project_id} in sync: {counts['tasks']} tasks, "
+        f"{counts['annotations']} annotations"
+    )
+    return Health("ready", "ProjectSynced", message), outcome.conditions
+
+
+def _known_project_id(meta: kopf.Meta, status: Mapping[str, Any]) -> int | None:
+    """The project id recorded on the object (written at creation) or, failing that, in status."""
+    recorded = (meta.get("annotations") or {}).get(PROJECT_ID_ANNOTATION)
+    if recorded:
+        return int(recorded)
+    project_id = (status.get("labelStudio") or {}).get("projectId")
+    return None if project_id is None else int(project_id)
 
 
 def _reconcile_managed_server(

@@ -19,6 +19,10 @@ class OperatorConfig:
     """Image of FineTuneJob pods and prelabel servers, unless a spec names one."""
     trainer_service_account: str | None = None
     """ServiceAccount of training pods (lets the trainer report progress on its status)."""
+    webhook_listen: str | None = None
+    """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
+    webhook_url: str | None = None
+    """Base URL at which Label Studio reaches the receiver; None registers no webhooks."""
 
 
 @dataclass(frozen=True)
