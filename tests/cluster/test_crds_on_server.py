@@ -82,18 +82,17 @@ def test_server_fills_in_defaults(crds: Cluster, namespace: str) -> None:
 def test_spec_change_bumps_generation_but_status_patch_does_not(
     crds: Cluster, namespace: str
 ) -> None:
-    # A FineTuneJob whose Job cannot start: the operator (if running) never writes bestEpoch.
-    _apply(crds, BASES["FineTuneJob"]("generations"), namespace)
+    _apply(crds, BASES["PrelabelService"]("generations"), namespace)
 
     def read() -> dict[str, Any]:
-        out = crds.kubectl("get", "ftj", "generations", "-n", namespace, "-o", "json").stdout
+        out = crds.kubectl("get", "pls", "generations", "-n", namespace, "-o", "json").stdout
         value: dict[str, Any] = json.loads(out)
         return value
 
     def patch(body: dict[str, Any], *extra: str) -> None:
         crds.kubectl(
             "patch",
-            "ftj",
+            "pls",
             "generations",
             "-n",
             namespace,
@@ -104,13 +103,30 @@ def test_spec_change_bumps_generation_but_status_patch_does_not(
         )
 
     first = read()["metadata"]["generation"]
-    patch({"status": {"bestEpoch": 1}}, "--subresource=status")
+    patch({"status": {"observedGeneration": first}}, "--subresource=status")
     assert read()["metadata"]["generation"] == first
-    patch({"spec": {"hyperparameters": {"epochs": 7}}})
+    patch({"spec": {"replicas": 3}})
     assert read()["metadata"]["generation"] == first + 1
     # A status written through the main resource is ignored: status is a subresource.
-    patch({"status": {"bestEpoch": 9}})
-    assert read()["status"]["bestEpoch"] == 1
+    patch({"status": {"activeVersion": "never-written"}})
+    assert read().get("status", {}).get("activeVersion") != "never-written"
+
+
+def test_fine_tune_job_spec_is_immutable(crds: Cluster, namespace: str) -> None:
+    _apply(crds, BASES["FineTuneJob"]("frozen"), namespace)
+    result = crds.kubectl(
+        "patch",
+        "ftj",
+        "frozen",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"hyperparameters": {"epochs": 7}}}),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "spec is immutable: create a new FineTuneJob" in result.stderr
 
 
 def test_printer_columns_show(kube: Cluster, namespace: str) -> None:

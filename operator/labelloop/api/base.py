@@ -33,6 +33,15 @@ class Invariant:
     """Where the API server reports a violation, relative to the object, e.g. `.database`."""
 
 
+@dataclass(frozen=True)
+class TransitionRule:
+    """A rule between the stored object and an update (CEL `oldSelf`): only the API server
+    has both, so it has no Python side."""
+
+    cel: str
+    message: str
+
+
 class ApiModel(BaseModel):
     """Base of every API type: camelCase on the wire, unknown fields refused, immutable."""
 
@@ -45,6 +54,7 @@ class ApiModel(BaseModel):
     )
 
     invariants: ClassVar[tuple[Invariant, ...]] = ()
+    transition_rules: ClassVar[tuple[TransitionRule, ...]] = ()
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:

@@ -112,16 +112,16 @@ def model_schema(model: type[BaseModel], *, with_defaults: bool) -> Schema:
     schema["properties"] = properties
     if required:
         schema["required"] = required
-    invariants = getattr(model, "invariants", ())
-    if invariants:
-        schema["x-kubernetes-validations"] = [
-            {
-                "rule": i.cel,
-                "message": i.message,
-                **({"fieldPath": i.field_path} if i.field_path else {}),
-            }
-            for i in invariants
-        ]
+    rules = [
+        {
+            "rule": i.cel,
+            "message": i.message,
+            **({"fieldPath": i.field_path} if i.field_path else {}),
+        }
+        for i in getattr(model, "invariants", ())
+    ] + [{"rule": t.cel, "message": t.message} for t in getattr(model, "transition_rules", ())]
+    if rules:
+        schema["x-kubernetes-validations"] = rules
     return schema
 
 

@@ -14,6 +14,7 @@ from .base import (
     Invariant,
     ObjectName,
     PodMetadata,
+    TransitionRule,
     exactly_one_set,
 )
 
@@ -219,6 +220,13 @@ class FineTuneJobSpec(FineTuneJobTemplate):
             cel="has(self.annotationProjectRef) != has(self.dataset)",
             message="set exactly one of annotationProjectRef or dataset",
             holds=exactly_one_set("annotation_project_ref", "dataset"),
+        ),
+    )
+
+    # A run's Job is made once; a changed spec would be silently ignored, so it is refused.
+    transition_rules = (
+        TransitionRule(
+            cel="self == oldSelf", message="spec is immutable: create a new FineTuneJob"
         ),
     )
 
