@@ -24,7 +24,7 @@ RESULT = {
     "modelVersion": "will-be-replaced",
     "artifactUri": "pvc://models/reviews/x",
     "dataset": {"count": 1200, "hash": "sha256:abc"},
-    "metrics": {"accuracy": 0.84, "f1": 0.81},
+    "metrics": {"accuracy": 0.84, "macro_f1": 0.81},
     "bestEpoch": 4,
     "earlyStopped": True,
     "promotion": {"passed": True, "reason": "f1 0.81 >= 0.80"},
@@ -95,7 +95,7 @@ def test_two_node_nvlink_job_runs_on_the_h100_clique_and_succeeds(
         return status if status.get("phase") == "Succeeded" else None
 
     status = eventually(succeeded, "phase Succeeded")
-    assert status["metrics"] == {"accuracy": 0.84, "f1": 0.81}
+    assert status["metrics"] == {"accuracy": 0.84, "macro_f1": 0.81}
     assert status["bestEpoch"] == 4 and status["earlyStopped"] is True
     assert status["promotion"]["passed"] is True
     assert condition(status, "Ready")["status"] == "True"

@@ -294,7 +294,8 @@ class FineTuneJobStatus(CommonStatus):
     progress: Progress | None = None
     """Live progress."""
     metrics: dict[str, float] = {}
-    """Final evaluation metrics."""
+    """Final evaluation metrics on the held-out split: `accuracy`, `macro_precision`,
+    `macro_recall`, `macro_f1`, `eval_loss` and any plug-in metrics."""
     best_epoch: Annotated[int, Field(ge=0)] | None = None
     """Epoch of the kept checkpoint."""
     early_stopped: bool | None = None

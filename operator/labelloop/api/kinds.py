@@ -101,7 +101,9 @@ FINE_TUNE_JOB = Kind(
         PrinterColumn("Nodes", "integer", ".spec.resources.nodes", "Pods, one per node."),
         PrinterColumn("GPUs/Node", "integer", ".spec.resources.gpusPerNode", "GPUs in each pod."),
         PrinterColumn("Version", "string", ".status.modelVersion", "Model version produced."),
-        PrinterColumn("F1", "number", ".status.metrics.f1", "Macro F1 on the held-out split."),
+        PrinterColumn(
+            "Macro-F1", "number", ".status.metrics.macro_f1", "Macro F1 on the held-out split."
+        ),
         PrinterColumn(
             "Reason",
             "string",
