@@ -1,0 +1,272 @@
+"""The operator's project-sync steps against the real Label Studio server of the fixture.
+
+The steps are called directly (no control plane): project creation and updates, idempotent
+imports from every source format, counts, the webhook with its secret header, and annotator
+scores from annotations made by real Label Studio users.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from fixtures.labelstudio import LabelStudioServer
+from fixtures.operator import eventually
+from labelloop.api.annotationproject import AnnotationProjectSpec, DataSource, Routing
+from labelloop.controllers.project_sync import (
+    DataSourceUnavailable,
+    annotator_votes,
+    ensure_project,
+    ensure_webhook,
+    import_tasks,
+    parse_source,
+)
+from labelloop.controllers.webhooks import SECRET_HEADER
+from labelloop.labelstudio import LabelConfigRejected, LabelStudioClient
+from labelloop.labelstudio.labelconfig import build_result, parse_label_config
+from labelloop.loop.annotators import score_annotators
+from labelloop.loop.counting import tally
+
+pytestmark = pytest.mark.labelstudio
+
+CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="label" toName="text" choice="single">'
+    '<Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/>'
+    "</Choices></View>"
+)
+SCHEMA = parse_label_config(CONFIG)
+NO_CONFIG_MAPS: Mapping[str, Mapping[str, str]] = {}
+
+
+def spec(title: str = "", label_config: str = CONFIG, **data: Any) -> AnnotationProjectSpec:
+    return AnnotationProjectSpec.model_validate(
+        {
+            "labelStudio": {"external": {"url": "http://ls.example.com"}},
+            "credentialsSecretRef": {"name": "token"},
+            "project": {
+                "title": title or f"sync {secrets.token_hex(3)}",
+                "description": "synced by the tests",
+                "labelConfig": label_config,
+            },
+            **({"data": data} if data else {}),
+        }
+    )
+
+
+@pytest.fixture
+def ls(label_studio: LabelStudioServer) -> Iterator[LabelStudioClient]:
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        yield client
+
+
+@dataclass
+class Files:
+    """A static file server on 127.0.0.1 that also records request headers (for webhooks)."""
+
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (type, text)
+    posts: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def files() -> Iterator[Files]:
+    served = Files()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = served.files.get(self.path)
+            if found is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = found[1].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", found[0])
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            served.posts.append((self.path, dict(self.headers)))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the assertions say what was received."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield served
+    server.shutdown()
+    server.server_close()
+
+
+def test_project_is_created_once_then_kept_in_sync(ls: LabelStudioClient) -> None:
+    recorded: list[int] = []
+    wanted = spec()
+    project_id = ensure_project(ls, wanted, None, recorded.append)
+    assert recorded == [project_id]
+    project = ls.get_project(project_id)
+    assert (project.title, project.description, project.label_config) == (
+        wanted.project.title,
+        "synced by the tests",
+        CONFIG,
+    )
+
+    # Known id: nothing is created again, changed fields are written.
+    more = CONFIG.replace(
+        '<Choice value="Neutral"/>', '<Choice value="Neutral"/><Choice value="Mixed"/>'
+    )
+    changed = spec(title="renamed project", label_config=more)
+    assert ensure_project(ls, changed, project_id, recorded.append) == project_id
+    assert recorded == [project_id]
+    project = ls.get_project(project_id)
+    assert (project.title, project.label_config) == ("renamed project", more)
+
+
+def test_rejected_label_config_carries_label_studios_words(ls: LabelStudioClient) -> None:
+    broken = (
+        '<View><Text name="text" value="$text"/><Choices name="label" toName="nowhere">'
+        '<Choice value="A"/></Choices></View>'
+    )
+    with pytest.raises(LabelConfigRejected) as rejected:
+        ensure_project(ls, spec(label_config=broken), None, lambda _: None)
+    assert "nowhere" in rejected.value.detail
+
+    # A config that would orphan existing annotations is refused for that project.
+    project_id = ensure_project(ls, spec(), None, lambda _: None)
+    ls.import_tasks(project_id, [{"text": "Great food"}])
+    (task,) = ls.iter_tasks(project_id)
+    ls.create_annotation(task.id, build_result(SCHEMA, ["Neutral"]))
+    without_neutral = CONFIG.replace('<Choice value="Neutral"/>', "")
+    with pytest.raises(LabelConfigRejected) as refused:
+        ensure_project(ls, spec(label_config=without_neutral), project_id, lambda _: None)
+    assert refused.value.detail
+
+
+JSON_ROWS = [{"text": "Great food"}, {"text": "Slow service"}, {"title": "no text"}]
+SOURCES = {
+    "/tasks.json": ("application/json", json.dumps(JSON_ROWS)),
+    "/tasks.jsonl": (
+        "application/octet-stream",
+        '{"text": "Great food"}\n{"text": "Slow service"}\n{not json\n',
+    ),
+    "/tasks.csv": ("text/csv", "text,source\nGreat food,web\nSlow service,app\nbroken,row,x\n"),
+    "/download": ("application/x-ndjson", '{"text": "Great food"}\n{"text": "Slow service"}\n[]\n'),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SOURCES))
+def test_url_imports_are_idempotent_and_count_malformed_rows(
+    ls: LabelStudioClient, files: Files, path: str
+) -> None:
+    files.files.update(SOURCES)
+    source = DataSource(url=files.url + path)
+    project_id = ensure_project(ls, spec(), None, lambda _: None)
+    for expected_sent in (2, 0):  # the second run finds both tasks by their keys
+        present = tally(ls.iter_tasks(project_id), SCHEMA, 0).keys
+        parsed = parse_source(source, SCHEMA, NO_CONFIG_MAPS.get)
+        assert (len(parsed.rows), parsed.malformed) == (2, 1)
+        assert import_tasks(ls, project_id, parsed, present) == expected_sent
+    tasks = list(ls.iter_tasks(project_id))
+    assert sorted(t.data["text"] for t in tasks) == ["Great food", "Slow service"]
+    assert len(tally(tasks, SCHEMA, 0).keys) == 2
+
+
+def test_inline_and_config_map_sources(ls: LabelStudioClient) -> None:
+    project_id = ensure_project(ls, spec(), None, lambda _: None)
+    config_maps = {"tasks": {"reviews.jsonl": '{"text": "Cold fries"}\n{"text": "Nice staff"}\n'}}
+    sources = [
+        DataSource(inline=[{"text": "Cold fries"}, {"text": "Lovely"}, {"label": "no text"}]),
+        DataSource.model_validate({"configMapRef": {"name": "tasks", "key": "reviews.jsonl"}}),
+    ]
+    for _ in range(2):
+        for source in sources:
+            present = tally(ls.iter_tasks(project_id), SCHEMA, 0).keys
+            import_tasks(ls, project_id, parse_source(source, SCHEMA, config_maps.get), present)
+    texts = sorted(t.data["text"] for t in ls.iter_tasks(project_id))
+    assert texts == ["Cold fries", "Lovely", "Nice staff"]
+    assert parse_source(sources[0], SCHEMA, config_maps.get).malformed == 1
+
+    missing = DataSource.model_validate({"configMapRef": {"name": "absent", "key": "x.csv"}})
+    with pytest.raises(DataSourceUnavailable, match="ConfigMap absent not found"):
+        parse_source(missing, SCHEMA, config_maps.get)
+
+
+def test_webhook_is_registered_once_with_the_secret_and_delivers_it(
+    ls: LabelStudioClient, files: Files
+) -> None:
+    project_id = ensure_project(ls, spec(), None, lambda _: None)
+    url = f"{files.url}/webhook/team/reviews"
+    for secret in ("first-secret", "first-secret", "rotated-secret"):
+        ensure_webhook(ls, project_id, url, secret)
+        (hook,) = ls.list_webhooks(project_id)
+        assert (hook.url, hook.headers) == (url, {SECRET_HEADER: secret})
+    ls.import_tasks(project_id, [{"text": "Great food"}])
+    (task,) = ls.iter_tasks(project_id)
+    ls.create_annotation(task.id, build_result(SCHEMA, ["Positive"]))
+
+    def delivered() -> list[tuple[str, dict[str, str]]]:
+        return [p for p in files.posts if p[0] == "/webhook/team/reviews"]
+
+    (_, headers), *_ = eventually(delivered, "the webhook", timeout=15)
+    assert headers.get(SECRET_HEADER) == "rotated-secret"
+
+
+def create_user(label_studio: LabelStudioServer, name: str) -> int:
+    """A Label Studio user (the SDK's client in labelloop has no call for it: tests only)."""
+    response = httpx.post(
+        f"{label_studio.url}/api/users/",
+        headers={"Authorization": f"Token {label_studio.token}"},
+        json={"username": name, "email": f"{name}@labelloop.test", "first_name": name},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return int(response.json()["id"])
+
+
+def test_counts_and_annotator_scores_come_from_real_users(
+    ls: LabelStudioClient, label_studio: LabelStudioServer
+) -> None:
+    suffix = secrets.token_hex(3)
+    users = {who: create_user(label_studio, f"{who}-{suffix}") for who in ("ann", "bob", "cy")}
+    project_id = ensure_project(ls, spec(), None, lambda _: None)
+    texts = [f"review {i}" for i in range(4)]
+    ls.import_tasks(
+        project_id, [{"text": t} for t in texts] + [{"text": "gold", "gold": "Negative"}]
+    )
+    tasks = sorted(ls.iter_tasks(project_id), key=lambda t: t.id)
+    # ann and bob agree everywhere; cy dissents on the first review and misses the gold task.
+    answers = {
+        "ann": ["Positive"] * 4 + ["Negative"],
+        "bob": ["Positive"] * 4 + ["Negative"],
+        "cy": ["Neutral"] + ["Positive"] * 3 + ["Positive"],
+    }
+    for who, labels in answers.items():
+        for task, label in zip(tasks, labels, strict=True):
+            ls.create_annotation(task.id, build_result(SCHEMA, [label]), completed_by=users[who])
+
+    tasks = list(ls.iter_tasks(project_id))
+    counted = tally(tasks, SCHEMA, cutoff=0)
+    project = ls.get_project(project_id)
+    assert (counted.tasks, counted.annotated_tasks, counted.annotations) == (5, 5, 15)
+    assert (project.task_count, project.tasks_with_annotations) == (5, 5)
+    assert counted.label_distribution == {"Positive": 12, "Negative": 2, "Neutral": 1}
+
+    scores = {s.annotator: s for s in score_annotators(annotator_votes(tasks, SCHEMA), Routing())}
+    by_name = {who: scores[str(uid)] for who, uid in users.items()}
+    assert (by_name["ann"].accuracy, by_name["ann"].tier) == (1.0, "expert")
+    # cy: outvoted on review 0, wrong on gold: 3 of 5.
+    assert (by_name["cy"].compared, by_name["cy"].accuracy, by_name["cy"].tier) == (5, 0.6, "basic")
