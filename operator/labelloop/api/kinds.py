@@ -29,6 +29,9 @@ def condition_column(condition: str, description: str) -> PrinterColumn:
 
 
 AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
+READY_REASON = PrinterColumn(
+    "Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why it is (not) Ready."
+)
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,7 @@ FINE_TUNE_JOB = Kind(
         PrinterColumn(
             "Macro-F1", "number", ".status.metrics.macro_f1", "Macro F1 on the held-out split."
         ),
-        PrinterColumn(
-            "Reason",
-            "string",
-            '.status.conditions[?(@.type=="Ready")].reason',
-            "Why it is in this phase.",
-        ),
+        READY_REASON,
         PrinterColumn("Job", "string", ".status.jobName", "The batch/v1 Job.", 1),
         PrinterColumn("Epoch", "number", ".status.progress.epoch", "Current epoch.", 1),
         AGE,
@@ -130,12 +128,7 @@ PRELABEL_SERVICE = Kind(
         PrinterColumn(
             "Project", "string", ".spec.annotationProjectRef.name", "AnnotationProject prelabelled."
         ),
-        PrinterColumn(
-            "Reason",
-            "string",
-            '.status.conditions[?(@.type=="Ready")].reason',
-            "Active, RollingOut, RolledBack, …",
-        ),
+        READY_REASON,
         PrinterColumn("Strategy", "string", ".spec.rollout.strategy", "Canary or BlueGreen.", 1),
         AGE,
     ),
