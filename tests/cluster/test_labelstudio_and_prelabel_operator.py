@@ -229,3 +229,57 @@ def test_killed_operator_converges_on_restart_without_duplicates(
     assert sorted(d["metadata"]["name"] for d in deployments) == ["survivor-v1", "survivor-v2"]
     services = items(kube, "services", ns, "labelloop.io/prelabelservice=survivor")
     assert len(services) == 1
+
+
+def finished_job(kube: Cluster, ns: str, name: str, done: str, passed: bool) -> None:
+    """A FineTuneJob of project `reviews`, marked as finished as the trainer would report it."""
+    job = {
+        "apiVersion": "labelloop.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": name},
+        "spec": {
+            "annotationProjectRef": {"name": "reviews"},
+            "baseModel": {"uri": "pvc://models/base/minilm"},
+            "output": {"uri": "pvc://models/reviews"},
+        },
+    }
+    apply(kube, ns, job)
+    # Let the operator see it first (it waits for the project), then finish it.
+    eventually(lambda: status_of(kube, "ftj", name, ns).get("phase"), f"{name} observed")
+    status = {
+        "phase": "Succeeded",
+        "completionTime": done,
+        "modelVersion": name,
+        "artifactUri": f"pvc://models/reviews/{name}",
+        "promotion": {"passed": passed, "reason": "test"},
+    }
+    kube.kubectl(
+        "patch",
+        "ftj",
+        name,
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+def test_auto_promote_follows_the_newest_job_that_passed_its_gate(
+    kube: Cluster, namespace: str
+) -> None:
+    ns = namespace
+    bound_claim(kube, ns, "models")
+    finished_job(kube, ns, "reviews-r1", "2026-12-01T10:00:00Z", passed=True)
+    service = prelabel("auto", "unused", autoPromote=True, rollout={"strategy": "BlueGreen"})
+    service["spec"]["model"] = {"fineTuneJobRef": {"name": "reviews-r1"}}
+    apply(kube, ns, service)
+    eventually(lambda: active(kube, ns, "auto", "reviews-r1"), "round 1 active")
+
+    # Round 2 failed its gate: not promoted. Round 3 passed: promoted.
+    finished_job(kube, ns, "reviews-r2", "2026-12-01T11:00:00Z", passed=False)
+    finished_job(kube, ns, "reviews-r3", "2026-12-01T12:00:00Z", passed=True)
+    status = eventually(lambda: active(kube, ns, "auto", "reviews-r3"), "round 3 active")
+    assert status["previousVersion"] == "reviews-r1"
+    assert "reviews-r2" not in versions(kube, ns, "auto")

@@ -20,6 +20,7 @@ from ..api import (
     PrelabelServiceSpec,
     parse_manifest,
 )
+from ..loop.promotion import newest_promotable, succeeded_version
 from ..loop.rollout import Observed, Plan, RolloutState, Target, VersionState, plan_rollout
 from ..resources.common import Owner, UnsupportedUri, labels, mount_pvc_uri
 from ..resources.prelabel import (
@@ -128,35 +129,15 @@ def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -
     job = context.kube.get(API, FINE_TUNE_JOB.kind, name, owner.namespace)
     if job is None:
         raise _NoTarget(f"FineTuneJob {name} not found")
-    target = _succeeded_version(job)
+    target = succeeded_version(job)
     if target is None:
         raise _NoTarget(f"waiting for FineTuneJob {name} to succeed")
     return target
 
 
-def _succeeded_version(job: dict[str, Any]) -> Target | None:
-    status = job.get("status") or {}
-    if (
-        status.get("phase") != "Succeeded"
-        or not status.get("modelVersion")
-        or not status.get("artifactUri")
-    ):
-        return None
-    return Target(str(status["modelVersion"]), str(status["artifactUri"]))
-
-
 def _newest_promotable(context: OperatorContext, owner: Owner, project: str) -> Target | None:
-    """The newest Succeeded FineTuneJob of the project whose promotion gate passed."""
     jobs = context.kube.list(API, FINE_TUNE_JOB.kind, owner.namespace, {})
-    candidates = []
-    for job in jobs:
-        ref = (job.get("spec") or {}).get("annotationProjectRef") or {}
-        status = job.get("status") or {}
-        promotion = status.get("promotion") or {}
-        target = _succeeded_version(job)
-        if ref.get("name") == project and target and promotion.get("passed", True):
-            candidates.append((status.get("completionTime") or "", job["metadata"]["name"], target))
-    return max(candidates)[2] if candidates else None
+    return newest_promotable(jobs, project)
 
 
 def _parse_time(value: str | None) -> datetime:
