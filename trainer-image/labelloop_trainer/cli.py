@@ -1,4 +1,4 @@
-"""`python -m labelloop_trainer train|evaluate`.
+"""`python -m labelloop_trainer train|evaluate|serve`.
 
 `train --config JOB.json` is the form the operator's Job runs (docs/trainer-contract.md);
 `train --data … --base-model … --output …` is the same run from flags, for a person at a
@@ -85,6 +85,10 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label-field")
     evaluate.add_argument("--base-model", type=Path, help="override the base model directory")
     _evaluation_flags(evaluate)
+
+    from labelloop_trainer import serve  # the prelabel server (serve.py)
+
+    serve.add_parser(commands)
     return top
 
 
@@ -277,6 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
+        if args.command == "serve":
+            from labelloop_trainer import serve
+
+            return serve.run(args)
         if args.command == "train":
             if args.config is not None:
                 if args.data or args.base_model or args.output:
