@@ -35,7 +35,7 @@ def _operator(args: argparse.Namespace) -> int:
 
     config = OperatorConfig(
         trainer_image=args.trainer_image,
-        trainer_service_account=args.trainer_service_account,
+        trainer_cluster_role=args.trainer_cluster_role,
         webhook_listen=args.webhook_listen or None,
         webhook_url=args.webhook_url or None,
     )
@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"image of training and prelabel pods (default {defaults.trainer_image})",
     )
     operator.add_argument(
-        "--trainer-service-account",
-        default=defaults.trainer_service_account,
-        help="ServiceAccount of training pods",
+        "--trainer-cluster-role",
+        default=defaults.trainer_cluster_role,
+        help="ClusterRole bound to training pods' ServiceAccount (for progress reports)",
     )
     # Environment defaults let a supervisor (or a test) configure the receiver without flags.
     operator.add_argument(

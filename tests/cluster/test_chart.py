@@ -33,9 +33,10 @@ def test_chart_lints() -> None:
 
 def test_cluster_wide_mode_grants_named_verbs_only() -> None:
     docs = render()
-    kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
-    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    (role,) = [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "labelloop"
+    ]
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
     secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
@@ -44,12 +45,27 @@ def test_cluster_wide_mode_grants_named_verbs_only() -> None:
 
 def test_namespaced_mode_has_no_cluster_wide_grant() -> None:
     docs = render("watchNamespaces={team-a,team-b}")
-    assert not [d for d in docs if d["kind"].startswith("Cluster")]
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    # The trainer's role is defined cluster-wide but only ever bound inside a namespace.
+    (trainer,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert trainer["metadata"]["name"] == "labelloop-trainer"
     roles = sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role")
     assert roles == ["team-a", "team-b"]
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_training_pods_may_only_report_progress() -> None:
+    (trainer,) = [d for d in render() if d["metadata"]["name"] == "labelloop-trainer"]
+    assert trainer["rules"] == [
+        {"apiGroups": ["labelloop.io"], "resources": ["finetunejobs"], "verbs": ["get"]},
+        {
+            "apiGroups": ["labelloop.io"],
+            "resources": ["finetunejobs/status"],
+            "verbs": ["get", "patch"],
+        },
+    ]
 
 
 def test_operator_pod_is_restricted() -> None:

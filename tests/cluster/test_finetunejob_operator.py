@@ -82,6 +82,18 @@ def test_two_node_nvlink_job_runs_on_the_h100_clique_and_succeeds(
     assert "--node-rank=$(LABELLOOP_NODE_RANK)" in container["args"]
     service = get(kube, "service", "nvlink", ns)
     assert service is not None and service["spec"]["clusterIP"] == "None"
+    # Training pods run as the namespace's trainer account, which may report progress only.
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "labelloop-trainer"
+    trainer = f"system:serviceaccount:{ns}:labelloop-trainer"
+    for verb, resource, allowed in [
+        ("patch", "finetunejobs.labelloop.io/status", "yes"),
+        ("patch", "finetunejobs.labelloop.io", "no"),
+        ("get", "secrets", "no"),
+    ]:
+        answer = kube.kubectl(
+            "auth", "can-i", verb, resource, "-n", ns, "--as", trainer, check=False
+        )
+        assert answer.stdout.strip() == allowed, (verb, resource)
 
     def placed() -> list[str] | None:
         pods = items(kube, "pods", ns, "batch.kubernetes.io/job-name=nvlink")

@@ -17,8 +17,10 @@ class OperatorConfig:
 
     trainer_image: str = "ghcr.io/labelloop/trainer:0.1.0"
     """Image of FineTuneJob pods and prelabel servers, unless a spec names one."""
-    trainer_service_account: str | None = None
-    """ServiceAccount of training pods (lets the trainer report progress on its status)."""
+    trainer_cluster_role: str | None = None
+    """ClusterRole bound to the trainer's ServiceAccount in each namespace with FineTuneJobs,
+    so training pods can report live progress on their FineTuneJob's status (the chart
+    installs a narrow one). Unset: pods run as the namespace's default ServiceAccount."""
     webhook_listen: str | None = None
     """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
     webhook_url: str | None = None

@@ -14,8 +14,11 @@ import kopf
 from ..api import FINE_TUNE_JOB, GROUP, VERSION, FineTuneJobSpec, ManifestError, parse_manifest
 from ..resources.common import Owner, UnsupportedUri
 from ..resources.training import (
+    TRAINER_SERVICE_ACCOUNT,
     LabelStudioExport,
     TrainingInputs,
+    build_trainer_role_binding,
+    build_trainer_service_account,
     build_training_objects,
     job_name,
     model_version,
@@ -60,6 +63,11 @@ def reconcile_fine_tune_job(
         _write(body, status, patch, observation, meta.get("generation"))
         return
 
+    if context.config.trainer_cluster_role:
+        # Shared by the namespace's FineTuneJobs, so owned by none of them.
+        context.kube.create_if_absent(build_trainer_service_account(owner.namespace))
+        binding = build_trainer_role_binding(owner.namespace, context.config.trainer_cluster_role)
+        context.kube.create_if_absent(binding)
     *others, job = build_training_objects(inputs)
     for manifest in others:
         context.kube.apply(manifest)
@@ -101,7 +109,7 @@ def _inputs(context: OperatorContext, owner: Owner, spec: FineTuneJobSpec) -> Tr
         spec=spec,
         image=spec.image or context.config.trainer_image,
         export=export,
-        service_account=context.config.trainer_service_account,
+        service_account=TRAINER_SERVICE_ACCOUNT if context.config.trainer_cluster_role else None,
     )
 
 

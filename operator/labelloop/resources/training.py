@@ -26,6 +26,7 @@ from .common import (
 )
 
 COMPONENT = "labelloop-trainer"
+TRAINER_SERVICE_ACCOUNT = "labelloop-trainer"
 CONFIG_DIR = "/etc/labelloop"
 CONFIG_FILE = f"{CONFIG_DIR}/job.json"
 RENDEZVOUS_PORT = 29500
@@ -335,6 +336,46 @@ def build_training_job(inputs: TrainingInputs) -> Manifest:
                 "spec": pod_spec,
             },
         },
+    }
+
+
+def build_trainer_service_account(namespace: str) -> Manifest:
+    """The ServiceAccount of training pods in a namespace, shared by its FineTuneJobs."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": TRAINER_SERVICE_ACCOUNT,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": COMPONENT,
+                "app.kubernetes.io/managed-by": "labelloop",
+            },
+        },
+    }
+
+
+def build_trainer_role_binding(namespace: str, cluster_role: str) -> Manifest:
+    """Grants the trainer's ServiceAccount the chart's narrow trainer role, in this namespace."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": TRAINER_SERVICE_ACCOUNT,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": COMPONENT,
+                "app.kubernetes.io/managed-by": "labelloop",
+            },
+        },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": cluster_role,
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": TRAINER_SERVICE_ACCOUNT, "namespace": namespace}
+        ],
     }
 
 
