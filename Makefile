@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help install install-labelstudio tools lint format crds test test-fast cluster-up cluster-down operator bench bench-train clean
+.PHONY: help install install-labelstudio tools lint format crds test test-fast cluster-up cluster-down operator bench bench-train bench-serve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -66,6 +66,14 @@ test: install install-labelstudio tools ## the whole suite: unit, control plane,
 
 test-fast: install ## unit tests only (no control plane, no Label Studio, no training)
 	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer"
+
+bench: bench-train bench-serve ## every benchmark; JSON reports in bench-reports/
+
+bench-train: install ## trainer throughput and memory against a plain HF Trainer + peft (bench-reports/train.json)
+	@$(BIN)/python trainer-image/benchmarks/bench_train.py
+
+bench-serve: install ## prelabel server with dynamic batching against one task per forward pass (bench-reports/serve.json)
+	@$(BIN)/python trainer-image/benchmarks/bench_serve.py
 
 clean: cluster-down ## remove build outputs (keeps .venv and the Go tool cache)
 	rm -rf .cluster bench-reports demo-report

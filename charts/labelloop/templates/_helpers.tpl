@@ -65,7 +65,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
-# Training pods' ServiceAccount, bound to the trainer role below in each namespace.
+# Training pods' ServiceAccount, bound to the chart's trainer role (trainer-rbac.yaml) in each namespace.
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, create]
