@@ -316,19 +316,24 @@ def sync_project(
     _judge_quality(spec, counts, prior, out)
     votes = annotator_votes(tasks, schema)
     out.status["annotators"] = [
-        {
-            "annotator": s.annotator,
-            "annotations": s.annotations,
-            "accuracy": s.accuracy,
-            "tier": s.tier,
-        }
-        for s in annotators.score_annotators(votes, spec.annotators.routing)
+        _annotator_status(s) for s in annotators.score_annotators(votes, spec.annotators.routing)
     ]
     out.status["agreement"] = annotators.mean_agreement(votes)
 
     if spec.training is not None:
         _maybe_start_round(context, owner, spec, state=state, counts=counts, out=out)
     return out
+
+
+def _annotator_status(score: annotators.AnnotatorScore) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "annotator": score.annotator,
+        "annotations": score.annotations,
+        "tier": score.tier,
+    }
+    if score.accuracy is not None:  # unset until rated; a null would not fit the schema
+        entry["accuracy"] = score.accuracy
+    return entry
 
 
 def _judge_quality(

@@ -1,0 +1,377 @@
+"""The Label Studio half of the loop, end to end: the real operator on the local control plane
+and the session's real Label Studio server.
+
+The operator is restarted for this module with its webhook receiver on 127.0.0.1 (the flags'
+environment defaults), and restarted without it afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import SHARED_DATA
+from fixtures.cluster import Cluster
+from fixtures.labelstudio import LabelStudioServer
+from fixtures.operator import OperatorProcess, apply, b64, condition, eventually, get, items
+from fixtures.operator import status_of as _status_of
+from labelloop.api.annotationproject import Routing
+from labelloop.controllers.webhooks import SECRET_HEADER, WAKE_ANNOTATION
+from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.labelconfig import build_result, parse_label_config
+from labelloop.loop.annotators import score_annotators, votes_by_task
+
+pytestmark = [pytest.mark.cluster, pytest.mark.labelstudio]
+
+CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="label" toName="text" choice="single">'
+    '<Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/>'
+    '<Choice value="Mixed"/></Choices></View>'
+)
+SCHEMA = parse_label_config(CONFIG)
+TEMPLATE = {
+    "baseModel": {"uri": "pvc://models/base/distilbert"},
+    "output": {"uri": "pvc://models/reviews"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def receiver(operator: OperatorProcess) -> Iterator[str]:
+    """The operator restarted with its webhook receiver; yields the receiver's base URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = {
+        "LABELLOOP_WEBHOOK_LISTEN": url.removeprefix("http://"),
+        "LABELLOOP_WEBHOOK_URL": url,
+    }
+    operator.stop()
+    os.environ.update(settings)
+    try:
+        operator.start()
+        yield url
+    finally:
+        operator.stop()
+        for key in settings:
+            os.environ.pop(key, None)
+        operator.start()
+
+
+@dataclass(frozen=True)
+class Loop:
+    """The parts a test drives: Label Studio (server and client) and the receiver's URL."""
+
+    server: LabelStudioServer
+    ls: LabelStudioClient
+    receiver: str
+
+
+@pytest.fixture
+def loop(label_studio: LabelStudioServer, receiver: str) -> Iterator[Loop]:
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        yield Loop(label_studio, client, receiver)
+
+
+def project(name: str, url: str, *, token_secret: str = "ls-token", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "labelloop.io/v1alpha1",
+        "kind": "AnnotationProject",
+        "metadata": {"name": name},
+        "spec": {
+            "labelStudio": {"external": {"url": url}},
+            "credentialsSecretRef": {"name": token_secret},
+            "project": {"title": f"{name} {secrets.token_hex(3)}", "labelConfig": CONFIG},
+            **spec,
+        },
+    }
+
+
+def token_secret(token: str, name: str = "ls-token") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"token": b64(token)},
+    }
+
+
+def status_of(kube: Cluster, name: str, ns: str) -> dict[str, Any]:
+    return _status_of(kube, "ap", name, ns)
+
+
+def reviews(count: int) -> list[dict[str, Any]]:
+    """Real review sentences: DynaSent R1 (Potts et al., 2021), CC BY 4.0."""
+    with SHARED_DATA.open() as lines:
+        return [
+            {"text": json.loads(line)["sentence"]}
+            for _, line in zip(range(count), lines, strict=False)
+        ]
+
+
+def synced(kube: Cluster, name: str, ns: str, **counts: int) -> dict[str, Any] | None:
+    """The status once Ready and its counts include `counts`."""
+    status = status_of(kube, name, ns)
+    have = status.get("counts") or {}
+    ok = condition(status, "Ready").get("status") == "True" and all(
+        have.get(k) == v for k, v in counts.items()
+    )
+    return status if ok else None
+
+
+def annotate(ls: LabelStudioClient, task_id: int, label: str, user: int | None = None) -> int:
+    return ls.create_annotation(task_id, build_result(SCHEMA, [label]), completed_by=user).id
+
+
+def test_project_tasks_counts_and_exactly_one_training_round(
+    kube: Cluster, namespace: str, loop: Loop, operator: OperatorProcess
+) -> None:
+    ns, ls, label_studio, receiver = namespace, loop.ls, loop.server, loop.receiver
+    apply(kube, ns, token_secret(label_studio.token))
+    data = {"inline": [*reviews(8), {"title": "a row without text"}]}
+    training = {"trigger": {"newAnnotations": 5}, "template": TEMPLATE}
+    apply(kube, ns, project("reviews", label_studio.url, data=data, training=training))
+
+    status = eventually(lambda: synced(kube, "reviews", ns, tasks=8), "project with tasks", 90)
+    project_id = status["labelStudio"]["projectId"]
+    assert status["import"]["imported"] == 8 and status["import"]["malformed"] == 1
+    assert "item 9: no 'text' field" in status["import"]["message"]
+    assert (status["taskType"], status["labels"]) == ("single-label", list(SCHEMA.labels))
+    assert ls.get_project(project_id).task_count == 8
+    tasks = sorted(ls.iter_tasks(project_id), key=lambda t: t.id)
+
+    # The webhook points at the receiver, with a secret header.
+    (hook,) = ls.list_webhooks(project_id)
+    assert hook.url == f"{receiver}/webhook/{ns}/reviews"
+    secret = hook.headers[SECRET_HEADER]
+    assert len(secret) == 64
+    # Without the header, or with a wrong one, the receiver refuses.
+    assert httpx.post(hook.url, json={}).status_code == 401
+    assert httpx.post(hook.url, json={}, headers={SECRET_HEADER: "x" * 64}).status_code == 403
+    assert WAKE_ANNOTATION not in (get(kube, "ap", "reviews", ns) or {})["metadata"].get(
+        "annotations", {}
+    )
+
+    # Four annotations: counted, no round yet; Label Studio's webhooks woke the reconcile.
+    for task in tasks[:4]:
+        annotate(ls, task.id, "Positive")
+    status = eventually(
+        lambda: synced(kube, "reviews", ns, annotations=4, sinceLastTraining=4), "4 annotations"
+    )
+    assert status["counts"]["annotatedTasks"] == 4
+    assert status["labelDistribution"] == {"Positive": 4, "Negative": 0, "Neutral": 0, "Mixed": 0}
+    woken = (get(kube, "ap", "reviews", ns) or {})["metadata"]["annotations"]
+    assert WAKE_ANNOTATION in woken
+    assert items(kube, "finetunejobs", ns) == []
+
+    # The fifth, then a burst of concurrent webhooks and a killed operator mid-way.
+    fifth = annotate(ls, tasks[4].id, "Negative")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: httpx.post(hook.url, json={}, headers={SECRET_HEADER: secret}), range(16)
+            )
+        )
+    assert {a.status_code for a in answers} == {202}
+    operator.kill()
+    try:
+        jobs_before_restart = items(kube, "finetunejobs", ns)
+    finally:
+        operator.start()
+    assert len(jobs_before_restart) <= 1
+    job = eventually(lambda: get(kube, "finetunejob", "reviews-r1", ns), "round 1's FineTuneJob")
+    assert job["spec"]["annotationProjectRef"] == {
+        "name": "reviews",
+        "round": 1,
+        "lastAnnotationId": fifth,
+    }
+    assert job["spec"]["baseModel"] == TEMPLATE["baseModel"]
+    (owner,) = job["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("AnnotationProject", "reviews")
+
+    # One more annotation after the restart: counted since the round, and still one job.
+    annotate(ls, tasks[5].id, "Neutral")
+    status = eventually(
+        lambda: synced(kube, "reviews", ns, annotations=6, sinceLastTraining=1), "the 6th"
+    )
+    assert (status["rounds"], status["lastFineTuneJob"]) == (1, "reviews-r1")
+    assert status["lastAnnotationId"] == fifth and status["lastTrainingTime"]
+    assert [j["metadata"]["name"] for j in items(kube, "finetunejobs", ns)] == ["reviews-r1"]
+    (hook,) = ls.list_webhooks(project_id)  # re-registered with the restarted operator's key
+    assert hook.headers[SECRET_HEADER] != secret
+
+    # kubectl get ap shows the counts.
+    table = kube.kubectl("get", "ap", "reviews", "-n", ns).stdout.split("\n")
+    assert table[0].split()[:7] == [
+        "NAME",
+        "READY",
+        "PROJECT",
+        "TASKS",
+        "ANNOTATIONS",
+        "NEW",
+        "ROUNDS",
+    ]
+    assert table[1].split()[:7] == ["reviews", "True", str(project_id), "8", "6", "1", "1"]
+
+    # Re-applying the same spec imports nothing twice.
+    apply(kube, ns, project("reviews", label_studio.url, data=data, training=training))
+    assert ls.get_project(project_id).task_count == 8
+
+
+def test_rejected_label_config_is_a_readable_condition_and_event(
+    kube: Cluster, namespace: str, loop: Loop
+) -> None:
+    ns, ls, label_studio = namespace, loop.ls, loop.server
+    apply(kube, ns, token_secret(label_studio.token))
+    manifest = project("relabel", label_studio.url, data={"inline": reviews(2)})
+    apply(kube, ns, manifest)
+    status = eventually(lambda: synced(kube, "relabel", ns, tasks=2), "project", 90)
+    (task, _) = ls.iter_tasks(status["labelStudio"]["projectId"])
+    annotate(ls, task.id, "Mixed")
+    eventually(lambda: synced(kube, "relabel", ns, annotations=1), "the annotation")
+
+    # Dropping a label that annotations use: Label Studio refuses, in its own words.
+    manifest["spec"]["project"]["labelConfig"] = CONFIG.replace('<Choice value="Mixed"/>', "")
+    apply(kube, ns, manifest)
+
+    def stalled() -> dict[str, Any] | None:
+        s = status_of(kube, "relabel", ns)
+        return s if condition(s, "Stalled").get("reason") == "LabelConfigRejected" else None
+
+    message = condition(eventually(stalled, "LabelConfigRejected"), "Ready")["message"]
+    assert message.startswith("Label Studio rejected the label config: ")
+    assert "Mixed" in message
+    events = items(kube, "events", ns)
+    assert any(
+        e["reason"] == "LabelConfigRejected" and e["involvedObject"]["name"] == "relabel"
+        for e in events
+    )
+    # The counts stay.
+    assert status_of(kube, "relabel", ns)["counts"]["annotations"] == 1
+
+
+def test_outage_bad_token_and_recovery(kube: Cluster, namespace: str, loop: Loop) -> None:
+    ns, label_studio = namespace, loop.server
+    apply(kube, ns, token_secret(label_studio.token), token_secret("0" * 40, "wrong-token"))
+    apply(kube, ns, project("outage", label_studio.url, data={"inline": reviews(3)}))
+    apply(kube, ns, project("badtoken", label_studio.url, token_secret="wrong-token"))
+    eventually(lambda: synced(kube, "outage", ns, tasks=3), "project", 90)
+
+    def reason(name: str, wanted: str) -> dict[str, Any] | None:
+        ready = condition(status_of(kube, name, ns), "Ready")
+        return ready if ready.get("reason") == wanted else None
+
+    refused = eventually(lambda: reason("badtoken", "LabelStudioAuthFailed"), "auth failure")
+    assert refused["status"] == "False" and "wrong-token" in refused["message"]
+    assert "0" * 40 not in json.dumps(status_of(kube, "badtoken", ns))
+
+    label_studio.stop()
+    try:
+        down = eventually(lambda: reason("outage", "LabelStudioUnreachable"), "unreachable", 60)
+        assert down["status"] == "False" and label_studio.url in down["message"]
+        assert status_of(kube, "outage", ns)["counts"]["tasks"] == 3  # nothing lost
+    finally:
+        label_studio.start()
+    eventually(lambda: synced(kube, "outage", ns, tasks=3), "recovered", 60)
+
+
+def dynasent_crowd(workers: int) -> list[tuple[str, dict[str, list[str]]]]:
+    """DynaSent R1 (Potts, Wu, Geiger & Kiela, 2021; CC BY 4.0): the sentences that at least
+    three of the `workers` busiest crowd workers labelled, with those workers' real labels."""
+    records = [json.loads(line) for line in SHARED_DATA.open()]
+    busy = Counter(w for r in records for ws in r["label_distribution"].values() for w in ws)
+    chosen = {w for w, _ in busy.most_common(workers)}
+    crowd = []
+    for r in records:
+        votes = {
+            label.capitalize(): [w for w in ws if w in chosen]
+            for label, ws in r["label_distribution"].items()
+        }
+        if sum(map(len, votes.values())) >= 3:
+            crowd.append((r["sentence"], votes))
+    return crowd
+
+
+def test_quality_rules_and_annotator_tiers_on_real_crowd_labels(
+    kube: Cluster, namespace: str, loop: Loop
+) -> None:
+    ns, ls, label_studio = namespace, loop.ls, loop.server
+    crowd = dynasent_crowd(12)
+    apply(kube, ns, token_secret(label_studio.token))
+    rules = [{"label": "Neutral", "maxShare": 0.30}, {"label": "Positive", "minShare": 0.30}]
+    manifest = project(
+        "crowd",
+        label_studio.url,
+        data={"inline": [{"text": sentence} for sentence, _ in crowd]},
+        quality={"rules": rules},
+    )
+    apply(kube, ns, manifest)
+    status = eventually(lambda: synced(kube, "crowd", ns, tasks=len(crowd)), "project", 90)
+    project_id = status["labelStudio"]["projectId"]
+    task_of = {t.data["text"]: t.id for t in ls.iter_tasks(project_id)}
+
+    suffix = secrets.token_hex(3)
+    users: dict[str, int] = {}
+    rows = []
+    for sentence, votes in crowd:
+        for label, workers in votes.items():
+            for worker in workers:
+                if worker not in users:
+                    users[worker] = _create_user(label_studio, f"{worker}-{suffix}")
+                annotate(ls, task_of[sentence], label, users[worker])
+                rows.append((task_of[sentence], str(users[worker]), frozenset([label])))
+    total = len(rows)
+    status = eventually(lambda: synced(kube, "crowd", ns, annotations=total), "all annotations")
+
+    expected = score_annotators(votes_by_task(rows), Routing())
+    assert status["annotators"] == [
+        {
+            "annotator": s.annotator,
+            "annotations": s.annotations,
+            "tier": s.tier,
+            **({"accuracy": s.accuracy} if s.accuracy is not None else {}),
+        }
+        for s in expected
+    ]
+    tiers = Counter(s["tier"] for s in status["annotators"])
+    assert tiers["expert"] and tiers["basic"]
+    assert 0 < status["agreement"] < 1
+
+    shares = {label: n / total for label, n in status["labelDistribution"].items()}
+    violated = {(v["label"], v["bound"]) for v in status["qualityViolations"]}
+    assert violated == ({("Neutral", "maxShare")} if shares["Neutral"] > 0.30 else set()) | (
+        {("Positive", "minShare")} if shares["Positive"] < 0.30 else set()
+    )
+    assert violated, "the crowd subset is expected to break at least one rule"
+    quality = condition(status, "QualityRulesMet")
+    assert quality["status"] == "False" and quality["reason"] == "RulesViolated"
+    assert any(
+        e["reason"] == "QualityRulesViolated" and e["involvedObject"]["name"] == "crowd"
+        for e in items(kube, "events", ns)
+    )
+
+
+def _create_user(label_studio: LabelStudioServer, name: str) -> int:
+    """A Label Studio user for one crowd worker (a test-only call, outside labelloop)."""
+    response = httpx.post(
+        f"{label_studio.url}/api/users/",
+        headers={"Authorization": f"Token {label_studio.token}"},
+        json={"username": name, "email": f"{name}@labelloop.test", "first_name": name},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return int(response.json()["id"])
