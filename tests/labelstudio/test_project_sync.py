@@ -25,6 +25,7 @@ from labelloop.controllers.project_sync import (
     DataSourceUnavailable,
     annotator_votes,
     ensure_project,
+    ensure_views,
     ensure_webhook,
     import_tasks,
     parse_source,
@@ -33,7 +34,9 @@ from labelloop.controllers.webhooks import SECRET_HEADER
 from labelloop.labelstudio import LabelConfigRejected, LabelStudioClient
 from labelloop.labelstudio.labelconfig import build_result, parse_label_config
 from labelloop.loop.annotators import score_annotators
+from labelloop.loop.consistency import disagreements, review_filter
 from labelloop.loop.counting import tally
+from labelloop.loop.routing import REVIEW_VIEW, ViewSpec, tier_views
 
 pytestmark = pytest.mark.labelstudio
 
@@ -270,3 +273,59 @@ def test_counts_and_annotator_scores_come_from_real_users(
     assert (by_name["ann"].accuracy, by_name["ann"].tier) == (1.0, "expert")
     # cy: outvoted on review 0, wrong on gold: 3 of 5.
     assert (by_name["cy"].compared, by_name["cy"].accuracy, by_name["cy"].tier) == (5, 0.6, "basic")
+
+
+def view_task_ids(label_studio: LabelStudioServer, project_id: int, view_id: int) -> list[int]:
+    """The tasks a Data Manager tab shows, as Label Studio itself filters them."""
+    response = httpx.get(
+        f"{label_studio.url}/api/tasks",
+        params={"project": project_id, "view": view_id, "page_size": 100},
+        headers={"Authorization": f"Token {label_studio.token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return sorted(t["id"] for t in response.json()["tasks"])
+
+
+def test_disagreements_with_confident_prelabels_and_tier_views(
+    ls: LabelStudioClient, label_studio: LabelStudioServer
+) -> None:
+    project_id = ensure_project(ls, spec(), None, lambda _: None)
+    ls.import_tasks(project_id, [{"text": f"review {i}"} for i in range(5)])
+    agree, disagree, unsure, hard, easy = sorted(t.id for t in ls.iter_tasks(project_id))
+    for task_id, label, score in [
+        (agree, "Positive", 0.95),
+        (disagree, "Negative", 0.95),
+        (unsure, "Neutral", 0.3),
+        (hard, "Neutral", 0.3),
+        (easy, "Positive", 0.9),
+    ]:
+        ls.create_prediction(task_id, build_result(SCHEMA, [label]), score, "v1")
+    for task_id in (agree, disagree, unsure):
+        ls.create_annotation(task_id, build_result(SCHEMA, ["Positive"]))
+    # Label Studio scores tasks by the predictions of the project's current model version
+    # (set when a PrelabelService's version is connected; here by hand, a test-only call).
+    httpx.patch(
+        f"{label_studio.url}/api/projects/{project_id}",
+        json={"model_version": "v1"},
+        headers={"Authorization": f"Token {label_studio.token}"},
+        timeout=10,
+    ).raise_for_status()
+
+    found = disagreements(ls.iter_tasks(project_id), SCHEMA, min_score=0.9)
+    assert [(d.task_id, d.labels, d.prelabel, d.score) for d in found] == [
+        (disagree, ("Positive",), ("Negative",), 0.95)
+    ]
+
+    wanted = [*tier_views(), ViewSpec(REVIEW_VIEW, review_filter(found))]
+    ensure_views(ls, project_id, wanted)
+    views = {v.title: v for v in ls.list_views(project_id)}
+    ensure_views(ls, project_id, wanted)  # a second pass changes nothing
+    assert {v.title: v for v in ls.list_views(project_id)} == views
+    shown = {title: view_task_ids(label_studio, project_id, v.id) for title, v in views.items()}
+    assert shown == {
+        REVIEW_VIEW: [disagree],
+        "labelloop: expert tasks": [hard],
+        "labelloop: standard tasks": [],
+        "labelloop: basic tasks": [easy],
+    }

@@ -356,6 +356,23 @@ class QualityViolation(ApiModel):
     """The bound's value."""
 
 
+class Disagreement(ApiModel):
+    """An annotation that contradicts a confident prelabel of its task, for review."""
+
+    task_id: Annotated[int, Field(ge=0)]
+    """Label Studio task id."""
+    annotation_id: Annotated[int, Field(ge=0)]
+    """Label Studio annotation id."""
+    annotator: str
+    """Label Studio user id of the annotator."""
+    labels: Annotated[list[str], Field(max_length=1024)] = []
+    """What the annotator chose."""
+    prelabel: Annotated[list[str], Field(max_length=1024)] = []
+    """What the prelabel said."""
+    score: Share
+    """The prelabel's score."""
+
+
 class AnnotatorStatus(ApiModel):
     """One annotator's measured quality."""
 
@@ -386,6 +403,11 @@ class AnnotationProjectStatus(CommonStatus):
     """Annotations per label."""
     quality_violations: Annotated[list[QualityViolation], Field(max_length=64)] = []
     """Quality rules currently broken."""
+    disagreements: Annotated[list[Disagreement], Field(max_length=100)] = []
+    """Annotations contradicting a confident prelabel (the first 100); the Data Manager view
+    `labelloop: prelabel disagreements` shows their tasks."""
+    disagreement_count: Annotated[int, Field(ge=0)] = 0
+    """How many annotations contradict a confident prelabel."""
     annotators: Annotated[list[AnnotatorStatus], Field(max_length=10000)] = []
     """Accuracy and tier of each annotator."""
     rounds: Annotated[int, Field(ge=0)] = 0

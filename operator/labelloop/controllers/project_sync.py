@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -30,7 +30,7 @@ from ..api import ANNOTATION_PROJECT, API_VERSION, FINE_TUNE_JOB
 from ..api.annotationproject import AnnotationProjectSpec, DataSource
 from ..labelstudio import LabelStudioClient, Task
 from ..labelstudio.labelconfig import LabelSchema
-from ..loop import annotators, counting, importing, quality, trigger
+from ..loop import annotators, consistency, counting, importing, quality, routing, trigger
 from ..resources.common import LABEL_PREFIX, Owner
 from ..resources.rounds import PROJECT_LABEL, build_round_job, round_of
 from .conditions import ConditionUpdate, now_rfc3339
@@ -239,7 +239,7 @@ def annotator_votes(tasks: list[Task], schema: LabelSchema) -> list[annotators.T
             gold[task.id] = frozenset(map(str, given))
         for annotation in task.annotations:
             if counting.counted(annotation) and annotation.completed_by is not None:
-                answer = frozenset(counting.labels_of(schema, annotation))
+                answer = frozenset(counting.labels_of_result(schema, annotation.result))
                 rows.append((task.id, str(annotation.completed_by), answer))
     return annotators.votes_by_task(rows, gold)
 
@@ -319,10 +319,59 @@ def sync_project(
         _annotator_status(s) for s in annotators.score_annotators(votes, spec.annotators.routing)
     ]
     out.status["agreement"] = annotators.mean_agreement(votes)
+    _review(ls, project_id, spec, tasks=tasks, schema=schema, out=out)
 
     if spec.training is not None:
         _maybe_start_round(context, owner, spec, state=state, counts=counts, out=out)
     return out
+
+
+def ensure_views(
+    ls: LabelStudioClient, project_id: int, wanted: Sequence[routing.ViewSpec]
+) -> None:
+    """Data Manager tabs titled as `wanted`, with its filters; others' tabs are left alone."""
+    present = {v.title: v for v in ls.list_views(project_id)}
+    for view in wanted:
+        found = present.get(view.title)
+        if found is None:
+            ls.create_view(project_id, view.title, view.filters)
+        elif found.filters != view.filters:
+            ls.update_view(found.id, project_id, view.title, view.filters)
+
+
+def _review(
+    ls: LabelStudioClient,
+    project_id: int,
+    spec: AnnotationProjectSpec,
+    *,
+    tasks: Sequence[Task],
+    schema: LabelSchema,
+    out: SyncOutcome,
+) -> None:
+    """Disagreements with confident prelabels, and the views of tasks by difficulty.
+
+    Both rest on predictions; a project without any gets neither views nor entries.
+    """
+    if not any(t.predictions for t in tasks):
+        return
+    views = routing.tier_views()
+    check = spec.quality.consistency if spec.quality is not None else None
+    if check is not None and check.enabled:
+        found = consistency.disagreements(tasks, schema, check.min_score)
+        out.status["disagreements"] = [
+            {
+                "taskId": d.task_id,
+                "annotationId": d.annotation_id,
+                "annotator": d.annotator,
+                "labels": list(d.labels),
+                "prelabel": list(d.prelabel),
+                "score": d.score,
+            }
+            for d in found[: consistency.MAX_LISTED]
+        ]
+        out.status["disagreementCount"] = len(found)
+        views.append(routing.ViewSpec(routing.REVIEW_VIEW, consistency.review_filter(found)))
+    ensure_views(ls, project_id, views)
 
 
 def _annotator_status(score: annotators.AnnotatorScore) -> dict[str, Any]:

@@ -8,8 +8,9 @@ exact after a lost event, a restart or an outage.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..labelstudio.labelconfig import LabelSchema, Span, read_result
 from ..labelstudio.models import Annotation, Task
@@ -29,9 +30,9 @@ class Tally:
     """Import keys of the tasks present (see `importing`)."""
 
 
-def labels_of(schema: LabelSchema, annotation: Annotation) -> list[str]:
-    """The labels one annotation gives (a span's label for NER)."""
-    values = read_result(schema, annotation.result)
+def labels_of_result(schema: LabelSchema, result: Sequence[dict[str, Any]]) -> list[str]:
+    """The labels an annotation's or prediction's result gives (a span's label for NER)."""
+    values = read_result(schema, result)
     return [v.label if isinstance(v, Span) else v for v in values]
 
 
@@ -57,7 +58,7 @@ def tally(tasks: Iterable[Task], schema: LabelSchema, cutoff: int) -> Tally:
             annotations += 1
             since += annotation.id > cutoff
             last_id = max(last_id, annotation.id)
-            distribution.update(labels_of(schema, annotation))
+            distribution.update(labels_of_result(schema, annotation.result))
     return Tally(
         tasks=n_tasks,
         annotated_tasks=annotated,

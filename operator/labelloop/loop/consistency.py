@@ -1,0 +1,77 @@
+"""Annotations that contradict a confident prelabel: worth a reviewer's second look.
+
+A prelabel is confident when its score is at least `spec.quality.consistency.minScore`. When
+an annotator's answer differs from a confident prelabel of the same task, one of the two is
+wrong: either the model learnt something wrong or the annotator slipped. Neither is assumed;
+the pair is listed for review. Only the newest prediction of a task is used, since it comes
+from the model version the loop trusts now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..labelstudio.labelconfig import LabelSchema
+from ..labelstudio.models import Prediction, Task
+from .counting import counted, labels_of_result
+
+# Status and Data Manager views stay readable; the count says how many there are in all.
+MAX_LISTED = 100
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    task_id: int
+    annotation_id: int
+    annotator: str
+    labels: tuple[str, ...]
+    prelabel: tuple[str, ...]
+    score: float
+
+
+def newest(predictions: Iterable[Prediction]) -> Prediction | None:
+    return max(predictions, key=lambda p: p.id, default=None)
+
+
+def disagreements(
+    tasks: Iterable[Task], schema: LabelSchema, min_score: float
+) -> list[Disagreement]:
+    """Every counted annotation whose labels differ from its task's confident prelabel."""
+    found = []
+    for task in tasks:
+        prediction = newest(task.predictions)
+        if prediction is None or prediction.score is None or prediction.score < min_score:
+            continue
+        predicted = frozenset(labels_of_result(schema, prediction.result))
+        for annotation in task.annotations:
+            if not counted(annotation):
+                continue
+            given = frozenset(labels_of_result(schema, annotation.result))
+            if given != predicted:
+                found.append(
+                    Disagreement(
+                        task_id=task.id,
+                        annotation_id=annotation.id,
+                        annotator=str(annotation.completed_by or ""),
+                        labels=tuple(sorted(given)),
+                        prelabel=tuple(sorted(predicted)),
+                        score=prediction.score,
+                    )
+                )
+    return found
+
+
+def review_filter(found: Iterable[Disagreement]) -> dict[str, object]:
+    """Data Manager filters selecting the tasks of the first `MAX_LISTED` disagreements.
+
+    With none, the filter selects nothing (an id no task has), so the view stays and empties.
+    """
+    ids = sorted({d.task_id for d in found})[:MAX_LISTED] or [0]
+    return {
+        "conjunction": "or",
+        "items": [
+            {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": i}
+            for i in ids
+        ],
+    }
