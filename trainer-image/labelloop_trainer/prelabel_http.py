@@ -9,8 +9,11 @@ given and within `MAX_BODY_BYTES`; otherwise the answer is a 4xx and the connect
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -119,3 +122,16 @@ def build_server(
     except OSError:
         app.close()
         raise
+
+
+@contextlib.contextmanager
+def serving(server: PrelabelServer) -> Iterator[str]:
+    """Serve in a background thread (tests, the local runner); yields the server's URL."""
+    thread = threading.Thread(target=server.serve_forever, name="prelabel-http", daemon=True)
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
