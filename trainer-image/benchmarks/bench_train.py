@@ -186,20 +186,20 @@ def main() -> None:
     """Parse the flags; as the parent, run both sides and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gpu", action="store_true", help="run on the GPU (bf16 where it can)")
-    parser.add_argument("--rows", type=int, help="rows of DynaSent used (default 1000; GPU: all)")
-    parser.add_argument("--epochs", type=int, help="epochs (default 2; GPU: 3)")
+    parser.add_argument("--rows", type=int, help="rows of DynaSent used (default 600; GPU: all)")
+    parser.add_argument("--epochs", type=int, help="epochs (default 1; GPU: 3)")
     parser.add_argument("--data", type=Path, default=DYNASENT)
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "train.json")
     parser.add_argument("--role", choices=("labelloop", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    epochs = args.epochs or (3 if args.gpu else 2)
+    epochs = args.epochs or (3 if args.gpu else 1)
     if args.role is not None:
         run = run_labelloop if args.role == "labelloop" else run_baseline
         print(json.dumps(run(args.data, epochs, args.gpu)))
         return
 
     rows = args.data.read_text(encoding="utf-8").splitlines()
-    count = args.rows or (len(rows) if args.gpu else 1000)
+    count = args.rows or (len(rows) if args.gpu else 600)
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "dynasent-slice.jsonl"
         data.write_text("\n".join(rows[:count]) + "\n", encoding="utf-8")

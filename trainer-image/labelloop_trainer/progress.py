@@ -38,6 +38,16 @@ class Progress:
             self.stream.write(json.dumps({"event": event, **fields}) + "\n")
         self.stream.flush()
 
+    def due(self, step_in_epoch: int, epoch_steps: int) -> bool:
+        """Whether a step report is due now: the caller then computes the loss it reports
+        (reading a GPU loss waits for the GPU, so it is not read on every step)."""
+        if not self.enabled:
+            return False
+        if self.tty:
+            return time.monotonic() - self._last_draw >= 0.2 or step_in_epoch == epoch_steps
+        every = max(1, epoch_steps // LINES_PER_EPOCH)
+        return step_in_epoch % every == 0 or step_in_epoch == epoch_steps
+
     def step(
         self,
         *,
@@ -49,14 +59,11 @@ class Progress:
         loss: float,
         learning_rate: float,
     ) -> None:
-        """Report an optimiser step (rate-limited)."""
+        """Report an optimiser step (call it when `due`)."""
         if not self.enabled:
             return
         if self.tty:
-            now = time.monotonic()
-            if now - self._last_draw < 0.2 and step_in_epoch != epoch_steps:
-                return
-            self._last_draw = now
+            self._last_draw = time.monotonic()
             done = int(BAR_WIDTH * step_in_epoch / max(1, epoch_steps))
             bar = "█" * done + "·" * (BAR_WIDTH - done)
             self.stream.write(
@@ -64,16 +71,14 @@ class Progress:
             )
             self.stream.flush()
             return
-        every = max(1, epoch_steps // LINES_PER_EPOCH)
-        if step_in_epoch % every == 0 or step_in_epoch == epoch_steps:
-            self.event(
-                "progress",
-                epoch=round(epoch - 1 + step_in_epoch / max(1, epoch_steps), 4),
-                step=step,
-                totalSteps=total,
-                loss=round(loss, 6),
-                learningRate=learning_rate,
-            )
+        self.event(
+            "progress",
+            epoch=round(epoch - 1 + step_in_epoch / max(1, epoch_steps), 4),
+            step=step,
+            totalSteps=total,
+            loss=round(loss, 6),
+            learningRate=learning_rate,
+        )
 
 
 def _short(value: Any) -> str:
