@@ -70,7 +70,7 @@ def test_label_studio_stores_the_servers_predictions(
         for task in listed:
             (prediction,) = task.predictions
             assert prediction.model_version == VERSION
-            assert 1 / 3 <= prediction.score <= 1
+            assert prediction.score is not None and 1 / 3 <= prediction.score <= 1
             (label,) = read_result(schema, prediction.result)
             assert label in schema.labels
         assert counter(backend_url, "labelloop_prelabel_predictions_total") == len(texts)
