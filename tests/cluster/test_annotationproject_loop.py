@@ -143,7 +143,7 @@ def test_project_tasks_counts_and_exactly_one_training_round(
     ns, ls, label_studio, receiver = namespace, loop.ls, loop.server, loop.receiver
     apply(kube, ns, token_secret(label_studio.token))
     data = {"inline": [*reviews(8), {"title": "a row without text"}]}
-    training = {"trigger": {"newAnnotations": 5}, "template": TEMPLATE}
+    training = {"trigger": {"newAnnotations": 5, "minIntervalSeconds": 75}, "template": TEMPLATE}
     apply(kube, ns, project("reviews", label_studio.url, data=data, training=training))
 
     status = eventually(lambda: synced(kube, "reviews", ns, tasks=8), "project with tasks", 90)
@@ -230,6 +230,21 @@ def test_project_tasks_counts_and_exactly_one_training_round(
     # Re-applying the same spec imports nothing twice.
     apply(kube, ns, project("reviews", label_studio.url, data=data, training=training))
     assert ls.get_project(project_id).task_count == 8
+
+    # Enough for round 2 at once, but minIntervalSeconds holds it back, then lets it start.
+    last = [annotate(ls, t.id, "Positive") for t in (tasks[6], tasks[7], tasks[0], tasks[1])][-1]
+
+    def waiting() -> dict[str, Any] | None:
+        s = synced(kube, "reviews", ns, annotations=10, sinceLastTraining=5)
+        return s if s and condition(s, "TrainingTriggered").get("reason") == "Waiting" else None
+
+    message = condition(eventually(waiting, "round 2 held back"), "TrainingTriggered")["message"]
+    assert "minIntervalSeconds allows the next round in" in message
+    assert [j["metadata"]["name"] for j in items(kube, "finetunejobs", ns)] == ["reviews-r1"]
+    job = eventually(lambda: get(kube, "finetunejob", "reviews-r2", ns), "round 2", timeout=120)
+    assert job["spec"]["annotationProjectRef"]["lastAnnotationId"] == last
+    status = eventually(lambda: synced(kube, "reviews", ns, sinceLastTraining=0), "round 2 counted")
+    assert (status["rounds"], status["lastFineTuneJob"]) == (2, "reviews-r2")
 
 
 def test_rejected_label_config_is_a_readable_condition_and_event(

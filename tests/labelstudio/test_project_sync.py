@@ -212,20 +212,29 @@ def test_webhook_is_registered_once_with_the_secret_and_delivers_it(
     ls: LabelStudioClient, files: Files
 ) -> None:
     project_id = ensure_project(ls, spec(), None, lambda _: None)
-    url = f"{files.url}/webhook/team/reviews"
+    path = "/webhook/team/reviews"
+    moved = f"http://127.0.0.1:9{path}"  # where an earlier operator's receiver was
+    ls.create_webhook(project_id, moved, headers={SECRET_HEADER: "old"})
+    someone_elses = ls.create_webhook(project_id, f"{files.url}/elsewhere")
+    url = files.url + path
     for secret in ("first-secret", "first-secret", "rotated-secret"):
-        ensure_webhook(ls, project_id, url, secret)
-        (hook,) = ls.list_webhooks(project_id)
-        assert (hook.url, hook.headers) == (url, {SECRET_HEADER: secret})
+        ensure_webhook(ls, project_id, path, (url, secret))
+        hooks = {h.url: h for h in ls.list_webhooks(project_id)}
+        assert sorted(hooks) == sorted([url, someone_elses.url])
+        assert hooks[url].headers == {SECRET_HEADER: secret}
     ls.import_tasks(project_id, [{"text": "Great food"}])
     (task,) = ls.iter_tasks(project_id)
     ls.create_annotation(task.id, build_result(SCHEMA, ["Positive"]))
 
     def delivered() -> list[tuple[str, dict[str, str]]] | None:
-        return [p for p in files.posts if p[0] == "/webhook/team/reviews"] or None
+        return [p for p in files.posts if p[0] == path] or None
 
     (_, headers), *_ = eventually(delivered, "the webhook", timeout=15)
     assert headers.get(SECRET_HEADER) == "rotated-secret"
+
+    # An operator without a receiver removes its webhook, and only its own.
+    ensure_webhook(ls, project_id, path, None)
+    assert [h.url for h in ls.list_webhooks(project_id)] == [someone_elses.url]
 
 
 def create_user(label_studio: LabelStudioServer, name: str) -> int:

@@ -35,7 +35,7 @@ from ..resources.common import LABEL_PREFIX, Owner
 from ..resources.rounds import PROJECT_LABEL, build_round_job, round_of
 from .conditions import ConditionUpdate, now_rfc3339
 from .context import OperatorContext
-from .webhooks import SECRET_HEADER, hook_url, project_secret
+from .webhooks import SECRET_HEADER, hook_path, project_secret
 
 PROJECT_ID_ANNOTATION = f"{LABEL_PREFIX}/label-studio-project-id"
 # Events that change what the counts say; everything else only costs a reconcile.
@@ -172,21 +172,36 @@ def import_tasks(
     return len(payloads)
 
 
-def ensure_webhook(ls: LabelStudioClient, project_id: int, url: str, secret: str) -> None:
-    headers = {SECRET_HEADER: secret}
-    hooks = [h for h in ls.list_webhooks(project_id) if h.url == url]
-    if not hooks:
-        ls.create_webhook(project_id, url, actions=WEBHOOK_ACTIONS, headers=headers)
-        return
-    first, *extra = hooks
-    if (
-        first.headers != headers
-        or set(first.actions) != set(WEBHOOK_ACTIONS)
-        or not first.is_active
-    ):
-        ls.update_webhook(first.id, actions=WEBHOOK_ACTIONS, headers=headers, is_active=True)
-    for hook in extra:  # left by a pass that crashed after creating one
-        ls.delete_webhook(hook.id)
+def ensure_webhook(
+    ls: LabelStudioClient, project_id: int, path: str, wanted: tuple[str, str] | None
+) -> None:
+    """Exactly the webhook `wanted` (url, secret) of ours for this project, or none.
+
+    Ours are the hooks with the secret header whose URL ends in `path`; those at another URL
+    (the receiver moved, or a pass crashed after creating one) are deleted, since Label Studio
+    would keep waiting up to a second for each inside every annotation request.
+    """
+    ours = [
+        h
+        for h in ls.list_webhooks(project_id)
+        if SECRET_HEADER in h.headers and h.url.endswith(path)
+    ]
+    keep = None
+    if wanted is not None:
+        url, secret = wanted
+        headers = {SECRET_HEADER: secret}
+        keep = next((h for h in ours if h.url == url), None)
+        if keep is None:
+            ls.create_webhook(project_id, url, actions=WEBHOOK_ACTIONS, headers=headers)
+        elif (
+            keep.headers != headers
+            or set(keep.actions) != set(WEBHOOK_ACTIONS)
+            or not keep.is_active
+        ):
+            ls.update_webhook(keep.id, actions=WEBHOOK_ACTIONS, headers=headers, is_active=True)
+    for hook in ours:
+        if hook is not keep:
+            ls.delete_webhook(hook.id)
 
 
 def round_state(
@@ -290,14 +305,12 @@ def sync_project(
                 )
             )
 
+    path = hook_path(owner.namespace, owner.name)
+    wanted = None
     if webhook is not None:
         base, key = webhook
-        ensure_webhook(
-            ls,
-            project_id,
-            hook_url(base, owner.namespace, owner.name),
-            project_secret(key, owner.namespace, owner.name),
-        )
+        wanted = (base.rstrip("/") + path, project_secret(key, owner.namespace, owner.name))
+    ensure_webhook(ls, project_id, path, wanted)
 
     state = round_state(context, owner, prior)
     counts = counting.tally(tasks, schema, state.cutoff)
@@ -309,8 +322,12 @@ def sync_project(
     }
     out.status["labelDistribution"] = counts.label_distribution
     out.status["rounds"] = state.rounds
+    # Rewritten from what was found, so that a round whose status write was lost (the
+    # operator died right after creating its job) is recorded all the same.
     if state.last_job is not None:
         out.status["lastFineTuneJob"] = state.last_job
+    if state.last_started is not None:
+        out.status["lastTrainingTime"] = state.last_started.strftime("%Y-%m-%dT%H:%M:%SZ")
     out.status["lastAnnotationId"] = state.cutoff
 
     _judge_quality(spec, counts, prior, out)

@@ -43,9 +43,9 @@ def project_secret(key: bytes, namespace: str, name: str) -> str:
     return hmac.new(key, f"{namespace}/{name}".encode(), hashlib.sha256).hexdigest()
 
 
-def hook_url(base: str, namespace: str, name: str) -> str:
-    """Where Label Studio posts one project's events."""
-    return f"{base.rstrip('/')}/webhook/{namespace}/{name}"
+def hook_path(namespace: str, name: str) -> str:
+    """The receiver's path for one project's events (after the base URL)."""
+    return f"/webhook/{namespace}/{name}"
 
 
 def webhook_key(memo: kopf.Memo) -> bytes:
@@ -72,7 +72,7 @@ def make_app(key: bytes, context: OperatorContext) -> web.Application:
         return web.json_response({"woken": f"{namespace}/{name}"}, status=202)
 
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    app.router.add_post("/webhook/{namespace}/{name}", receive)
+    app.router.add_post(hook_path("{namespace}", "{name}"), receive)
     return app
 
 
