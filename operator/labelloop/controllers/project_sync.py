@@ -9,9 +9,13 @@ with another pass of the same project, which `project_lock` rules out inside one
 2. tasks from `spec.data`, each imported once (see `loop.importing`);
 3. the project webhook to the operator's receiver, with the project's secret header;
 4. the counts, re-read from every task, and what follows from them: quality violations,
-   annotator scores and the training round that may start now.
+   annotator scores and the training round that may start now;
+5. where tasks carry predictions: annotations contradicting confident prelabels, and the Data
+   Manager views for review and for each annotator tier.
 
-Label Studio errors are raised as they come; the handler turns them into conditions.
+Label Studio errors are raised as they come; the handler turns them into conditions. The
+Label Studio project outlives its AnnotationProject: deleting the resource never deletes
+annotation work.
 """
 
 from __future__ import annotations
