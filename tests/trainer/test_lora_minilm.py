@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from conftest import DYNASENT, DYNASENT_ATTRIBUTION, run_module, write_jsonl
 from labelloop_trainer.cli import main
+from trainer.support import DYNASENT, DYNASENT_ATTRIBUTION, run_module, write_jsonl
 
 pytestmark = pytest.mark.trainer
 

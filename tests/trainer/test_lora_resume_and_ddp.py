@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from conftest import fast_flags, run_module, toy_sentences, write_jsonl
 from labelloop_trainer.cli import main
+from trainer.support import fast_flags, run_module, toy_sentences, write_jsonl
 
 pytestmark = pytest.mark.trainer
 

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import (
+from labelloop_trainer.cli import main
+from labelloop_trainer.output import load_version
+from trainer.support import (
     fast_flags,
     run_module,
     toy_multi_label,
@@ -17,8 +19,6 @@ from conftest import (
     toy_sentences,
     write_jsonl,
 )
-from labelloop_trainer.cli import main
-from labelloop_trainer.output import load_version
 
 pytestmark = pytest.mark.trainer
 
