@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import SHARED_DATA
 from fixtures.cluster import Cluster
 from fixtures.labelstudio import LabelStudioServer
 from fixtures.operator import OperatorProcess, apply, b64, condition, eventually, get, items
@@ -30,6 +29,7 @@ from labelloop.controllers.webhooks import SECRET_HEADER, WAKE_ANNOTATION
 from labelloop.labelstudio import LabelStudioClient
 from labelloop.labelstudio.labelconfig import build_result, parse_label_config
 from labelloop.loop.annotators import score_annotators, votes_by_task
+from paths import SHARED_DATA
 
 pytestmark = [pytest.mark.cluster, pytest.mark.labelstudio]
 

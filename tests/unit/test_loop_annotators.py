@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 
-from conftest import SHARED_DATA
 from labelloop.api.annotationproject import Routing
 from labelloop.loop.annotators import (
     MIN_COMPARED,
@@ -20,6 +19,7 @@ from labelloop.loop.annotators import (
     tier,
     votes_by_task,
 )
+from paths import SHARED_DATA
 
 ROUTING = Routing(expert_min_accuracy=0.95, basic_max_accuracy=0.85)
 
