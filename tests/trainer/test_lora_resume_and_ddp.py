@@ -35,7 +35,7 @@ def events(log: str, name: str) -> list[dict[str, Any]]:
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_model: Path) -> None:
-    data = write_jsonl(tmp_path / "toy.jsonl", toy_sentences(150))
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_sentences(100))
     output = tmp_path / "models"
     args = ["train", "--data", str(data), "--epochs", "8", "--model-version", "v1",
             *fast_flags(tiny_model, output)]  # fmt: skip
