@@ -16,6 +16,11 @@ The report, `bench-reports/train.json`, holds both throughputs, `throughput_rati
 
     python trainer-image/benchmarks/bench_train.py            # CPU, a few minutes
     python trainer-image/benchmarks/bench_train.py --gpu      # bf16 on a GPU, all rows
+    python trainer-image/benchmarks/bench_train.py --baseline-threads 1   # equal CPU threads
+
+On a CPU that other work keeps busy most of the gap can be labelloop's thread count alone
+(torch's default of one thread per core stalls there); `--baseline-threads` gives the
+baseline labelloop's thread count, so the ratio shows what batching and padding add.
 
 Data: DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0.
 """
@@ -71,6 +76,8 @@ def split(data: Path) -> tuple[Any, list[int], list[int]]:
 
 def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
     """labelloop's trainer with its defaults."""
+    import torch
+
     from labelloop.labelstudio.labelconfig import TaskType
     from labelloop_trainer.config import DataSettings, Hyperparameters, TrainConfig
     from labelloop_trainer.distributed import started
@@ -99,13 +106,15 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
         "seconds": outcome.train_seconds,
         "accuracy": outcome.metrics["accuracy"],
         "batch_size": outcome.batch_size,
+        "threads": torch.get_num_threads(),
         "peak_memory_mib": peak_memory_mib(gpu),
     }
 
 
-def run_baseline(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
+def run_baseline(data: Path, epochs: int, gpu: bool, threads: int | None) -> dict[str, Any]:
     """Hugging Face `Trainer` + peft with default `TrainingArguments`."""
     import numpy as np
+    import torch
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import (
         AutoModelForSequenceClassification,
@@ -129,6 +138,8 @@ def run_baseline(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
         ]
 
     train_rows, eval_rows = encode(train_idx), encode(eval_idx)
+    if threads is not None:
+        torch.set_num_threads(threads)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(minilm_dir()), num_labels=len(LABELS)
     )
@@ -164,15 +175,19 @@ def run_baseline(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
         "seconds": seconds,
         "accuracy": single_label(gold, pred, LABELS)["accuracy"],
         "batch_size": trainer.args.per_device_train_batch_size,
+        "threads": torch.get_num_threads(),
         "peak_memory_mib": peak_memory_mib(gpu),
     }
 
 
-def child(role: str, data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
+def child(
+    role: str, data: Path, epochs: int, gpu: bool, baseline_threads: int | None
+) -> dict[str, Any]:
     """Run one side in a fresh process; its report is the last line of its stdout."""
+    threads = [] if baseline_threads is None else ["--baseline-threads", str(baseline_threads)]
     done = subprocess.run(
         [sys.executable, __file__, "--role", role, "--data", str(data), "--epochs", str(epochs),
-         *(["--gpu"] if gpu else [])],
+         *(["--gpu"] if gpu else []), *threads],
         capture_output=True, text=True, check=False,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"},
     )  # fmt: skip
@@ -190,12 +205,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="epochs (default 1; GPU: 3)")
     parser.add_argument("--data", type=Path, default=DYNASENT)
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "train.json")
+    parser.add_argument("--baseline-threads", type=int, help="CPU threads of the baseline")
     parser.add_argument("--role", choices=("labelloop", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = args.epochs or (3 if args.gpu else 1)
-    if args.role is not None:
-        run = run_labelloop if args.role == "labelloop" else run_baseline
-        print(json.dumps(run(args.data, epochs, args.gpu)))
+    if args.role == "labelloop":
+        print(json.dumps(run_labelloop(args.data, epochs, args.gpu)))
+        return
+    if args.role == "baseline":
+        print(json.dumps(run_baseline(args.data, epochs, args.gpu, args.baseline_threads)))
         return
 
     rows = args.data.read_text(encoding="utf-8").splitlines()
@@ -204,7 +222,10 @@ def main() -> None:
         data = Path(scratch) / "dynasent-slice.jsonl"
         data.write_text("\n".join(rows[:count]) + "\n", encoding="utf-8")
         dataset, train_idx, eval_idx = split(data)
-        results = {role: child(role, data, epochs, args.gpu) for role in ("baseline", "labelloop")}
+        results = {
+            role: child(role, data, epochs, args.gpu, args.baseline_threads)
+            for role in ("baseline", "labelloop")
+        }
     report = {
         "device": "gpu" if args.gpu else "cpu",
         "model": "all-MiniLM-L6-v2",
