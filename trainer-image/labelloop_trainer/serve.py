@@ -65,6 +65,12 @@ def add_parser(commands: Any) -> None:
         help="how long a batch waits for more tasks after its first (default 5)",
     )
     serve.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per forward pass (default: torch's, one per core of the host, "
+        "which oversubscribes a pod with a CPU limit)",
+    )
     serve.add_argument("--basic-auth-user", default=os.environ.get(USER_ENV))
     serve.add_argument(
         "--basic-auth-password",
@@ -122,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
         if args.basic_auth_user is not None
         else None
     )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BadInputError("serve: --threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     scorer = load_scorer(args)
     schema = _label_config(args.label_config, scorer)
     server = build_server(
