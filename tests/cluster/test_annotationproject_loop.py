@@ -8,9 +8,7 @@ environment defaults), and restarted without it afterwards.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,30 +44,10 @@ TEMPLATE = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def receiver(operator: OperatorProcess) -> Iterator[str]:
-    """The operator restarted with its webhook receiver; yields the receiver's base URL."""
-    url = f"http://127.0.0.1:{free_port()}"
-    settings = {
-        "LABELLOOP_WEBHOOK_LISTEN": url.removeprefix("http://"),
-        "LABELLOOP_WEBHOOK_URL": url,
-    }
-    operator.stop()
-    os.environ.update(settings)
-    try:
-        operator.start()
-        yield url
-    finally:
-        operator.stop()
-        for key in settings:
-            os.environ.pop(key, None)
-        operator.start()
+@pytest.fixture
+def receiver(operator: OperatorProcess) -> str:
+    """The base URL of the operator's webhook receiver."""
+    return operator.webhook_url
 
 
 @dataclass(frozen=True)

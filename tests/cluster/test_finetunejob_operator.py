@@ -85,15 +85,13 @@ def test_two_node_nvlink_job_runs_on_the_h100_clique_and_succeeds(
     # Training pods run as the namespace's trainer account, which may report progress only.
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "labelloop-trainer"
     trainer = f"system:serviceaccount:{ns}:labelloop-trainer"
-    for verb, resource, allowed in [
-        ("patch", "finetunejobs.labelloop.io/status", "yes"),
-        ("patch", "finetunejobs.labelloop.io", "no"),
-        ("get", "secrets", "no"),
+    for args, allowed in [
+        (("patch", "finetunejobs.labelloop.io", "--subresource=status"), "yes"),
+        (("patch", "finetunejobs.labelloop.io"), "no"),
+        (("get", "secrets"), "no"),
     ]:
-        answer = kube.kubectl(
-            "auth", "can-i", verb, resource, "-n", ns, "--as", trainer, check=False
-        )
-        assert answer.stdout.strip() == allowed, (verb, resource)
+        answer = kube.kubectl("auth", "can-i", *args, "-n", ns, "--as", trainer, check=False)
+        assert answer.stdout.strip() == allowed, args
 
     def placed() -> list[str] | None:
         pods = items(kube, "pods", ns, "batch.kubernetes.io/job-name=nvlink")
