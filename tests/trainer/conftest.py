@@ -1,9 +1,7 @@
 """Fixtures of the trainer and prelabel tests; the helpers live in `trainer.support`.
 
-pytest imports this file under the module name `conftest`, the name of the suite's top-level
-conftest too, and tests collected after this directory that `from conftest import …` then
-get this module: so it also carries the top-level names (`REPO_ROOT`, `SHARED_DATA`) and the
-helpers that tests here import from `conftest`.
+Import helpers from `trainer.support`, not from here (see `tests/paths.py` for why); the
+names below are re-exported only for the tests here that still import them from `conftest`.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import pytest
 from trainer.support import (
     DYNASENT,
     DYNASENT_ATTRIBUTION,
-    REPO_ROOT,
     build_tiny_model,
     fast_flags,
     minilm_dir,
@@ -26,13 +23,9 @@ from trainer.support import (
     write_jsonl,
 )
 
-SHARED_DATA = DYNASENT
-
 __all__ = [
     "DYNASENT",
     "DYNASENT_ATTRIBUTION",
-    "REPO_ROOT",
-    "SHARED_DATA",
     "fast_flags",
     "run_module",
     "toy_multi_label",
