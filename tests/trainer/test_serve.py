@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import fast_flags, toy_multi_label, toy_ner, toy_sentences, write_jsonl
 from labelloop.labelstudio.labelconfig import Span, parse_label_config, read_result
 from labelloop_trainer.cli import main
 from labelloop_trainer.prelabel_api import BasicAuth, Limits
 from labelloop_trainer.prelabel_http import build_server, serving
 from labelloop_trainer.version_scorer import VersionScorer
+from trainer.support import fast_flags, toy_multi_label, toy_ner, toy_sentences, write_jsonl
 
 pytestmark = pytest.mark.trainer
 

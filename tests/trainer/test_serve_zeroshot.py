@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import DYNASENT
 from labelloop.labelstudio.labelconfig import parse_label_config, read_result
 from labelloop_trainer.prelabel_api import Limits
 from labelloop_trainer.prelabel_chain import TextInput
 from labelloop_trainer.prelabel_http import build_server, serving
 from labelloop_trainer.zeroshot import ZeroShotScorer, zero_shot_version
+from trainer.support import DYNASENT
 
 pytestmark = pytest.mark.trainer
 
