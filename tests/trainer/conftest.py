@@ -1,7 +1,6 @@
 """Fixtures of the trainer and prelabel tests; the helpers live in `trainer.support`.
 
-Import helpers from `trainer.support`, not from here (see `tests/paths.py` for why); the
-names below are re-exported only for the tests here that still import them from `conftest`.
+Import helpers from `trainer.support`, never from here (see `tests/paths.py` for why).
 """
 
 from __future__ import annotations
@@ -10,29 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.support import (
-    DYNASENT,
-    DYNASENT_ATTRIBUTION,
-    build_tiny_model,
-    fast_flags,
-    minilm_dir,
-    run_module,
-    toy_multi_label,
-    toy_ner,
-    toy_sentences,
-    write_jsonl,
-)
-
-__all__ = [
-    "DYNASENT",
-    "DYNASENT_ATTRIBUTION",
-    "fast_flags",
-    "run_module",
-    "toy_multi_label",
-    "toy_ner",
-    "toy_sentences",
-    "write_jsonl",
-]
+from trainer.support import build_tiny_model, minilm_dir
 
 
 @pytest.fixture(scope="session")
