@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help install install-labelstudio tools lint format crds test test-fast cluster-up cluster-down operator bench bench-train bench-serve clean
+.PHONY: help install install-labelstudio tools lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ operator: cluster-up ## run the operator locally against the local control plane
 
 test: install install-labelstudio tools ## the whole suite: unit, control plane, Label Studio, trainer
 	@$(BIN)/pytest
+
+test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)
+	@$(BIN)/pytest tests/trainer tests/unit -k "trainer or serve"
 
 test-fast: install ## unit tests only (no control plane, no Label Studio, no training)
 	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer"
