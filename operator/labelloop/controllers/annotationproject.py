@@ -71,7 +71,7 @@ def reconcile_annotation_project(
     **_: Any,
 ) -> None:
     context: OperatorContext = memo["context"]
-    owner = Owner(ANNOTATION_PROJECT.kind, meta["name"], meta["namespace"], meta["uid"])
+    owner = Owner.of(ANNOTATION_PROJECT.kind, meta)
     generation = meta.get("generation")
     try:
         spec = parse_manifest(body).spec

@@ -48,7 +48,7 @@ def reconcile_fine_tune_job(
     **_: Any,
 ) -> None:
     context: OperatorContext = memo["context"]
-    owner = Owner(FINE_TUNE_JOB.kind, meta["name"], meta["namespace"], meta["uid"])
+    owner = Owner.of(FINE_TUNE_JOB.kind, meta)
     try:
         spec = parse_manifest(body).spec
         assert isinstance(spec, FineTuneJobSpec)

@@ -57,7 +57,7 @@ def reconcile_prelabel_service(
     **_: Any,
 ) -> None:
     context: OperatorContext = memo["context"]
-    owner = Owner(PRELABEL_SERVICE.kind, meta["name"], meta["namespace"], meta["uid"])
+    owner = Owner.of(PRELABEL_SERVICE.kind, meta)
     generation = meta.get("generation")
     try:
         spec = parse_manifest(body).spec

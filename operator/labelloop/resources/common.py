@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,11 @@ class Owner:
     name: str
     namespace: str
     uid: str
+
+    @classmethod
+    def of(cls, kind: str, meta: Mapping[str, Any]) -> Owner:
+        """The owner described by a custom resource's metadata."""
+        return cls(kind, meta["name"], meta["namespace"], meta["uid"])
 
     def reference(self) -> dict[str, Any]:
         """An owner reference: deleting the owner lets the garbage collector remove the child."""
