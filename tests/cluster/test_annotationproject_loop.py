@@ -324,7 +324,7 @@ def test_quality_rules_and_annotator_tiers_on_real_crowd_labels(
         for label, workers in votes.items():
             for worker in workers:
                 if worker not in users:
-                    users[worker] = _create_user(label_studio, f"{worker}-{suffix}")
+                    users[worker] = label_studio.create_user(f"{worker}-{suffix}")
                 annotate(ls, task_of[sentence], label, users[worker])
                 rows.append((task_of[sentence], str(users[worker]), frozenset([label])))
     total = len(rows)
@@ -356,15 +356,3 @@ def test_quality_rules_and_annotator_tiers_on_real_crowd_labels(
         e["reason"] == "QualityRulesViolated" and e["involvedObject"]["name"] == "crowd"
         for e in items(kube, "events", ns)
     )
-
-
-def _create_user(label_studio: LabelStudioServer, name: str) -> int:
-    """A Label Studio user for one crowd worker (a test-only call, outside labelloop)."""
-    response = httpx.post(
-        f"{label_studio.url}/api/users/",
-        headers={"Authorization": f"Token {label_studio.token}"},
-        json={"username": name, "email": f"{name}@labelloop.test", "first_name": name},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return int(response.json()["id"])

@@ -237,23 +237,11 @@ def test_webhook_is_registered_once_with_the_secret_and_delivers_it(
     assert [h.url for h in ls.list_webhooks(project_id)] == [someone_elses.url]
 
 
-def create_user(label_studio: LabelStudioServer, name: str) -> int:
-    """A Label Studio user (the SDK's client in labelloop has no call for it: tests only)."""
-    response = httpx.post(
-        f"{label_studio.url}/api/users/",
-        headers={"Authorization": f"Token {label_studio.token}"},
-        json={"username": name, "email": f"{name}@labelloop.test", "first_name": name},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return int(response.json()["id"])
-
-
 def test_counts_and_annotator_scores_come_from_real_users(
     ls: LabelStudioClient, label_studio: LabelStudioServer
 ) -> None:
     suffix = secrets.token_hex(3)
-    users = {who: create_user(label_studio, f"{who}-{suffix}") for who in ("ann", "bob", "cy")}
+    users = {who: label_studio.create_user(f"{who}-{suffix}") for who in ("ann", "bob", "cy")}
     project_id = ensure_project(ls, spec(), None, lambda _: None)
     texts = [f"review {i}" for i in range(4)]
     ls.import_tasks(
