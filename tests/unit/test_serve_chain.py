@@ -70,12 +70,15 @@ def test_single_label_takes_the_top_probability() -> None:
         ],
         "score": 0.7,
         "model_version": "v",
+        "probabilities": {"pos": 0.2, "neg": 0.7},
     }
 
 
 def test_labels_the_config_lacks_are_never_predicted() -> None:
     scores = ClassScores({"pos": 0.1, "neg": 0.2, "mixed": 0.7})
-    assert to_prediction(scored(SINGLE, scores), "v")["result"][0]["value"] == {"choices": ["neg"]}
+    prediction = to_prediction(scored(SINGLE, scores), "v")
+    assert prediction["result"][0]["value"] == {"choices": ["neg"]}
+    assert prediction["probabilities"] == {"pos": 0.1, "neg": 0.2}
 
 
 def test_multi_label_takes_labels_above_half_and_scores_the_certainty() -> None:

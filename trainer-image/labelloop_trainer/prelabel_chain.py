@@ -143,7 +143,9 @@ def task_text(task: Mapping[str, Any], schema: LabelSchema, where: str = "task")
 
 
 def to_prediction(scored: Scored, model_version: str) -> dict[str, Any]:
-    """Label Studio's prediction for one task: `{result, score, model_version}`.
+    """Label Studio's prediction for one task: `{result, score, model_version}`, and for
+    classification `probabilities` (every label's), which active learning's margin and entropy
+    strategies rank by; Label Studio ignores the extra key.
 
     Labels the model knows but the project's config no longer lists are left out, so that
     every prediction validates against the config it was asked for. Scores: single-label, the
@@ -164,10 +166,13 @@ def to_prediction(scored: Scored, model_version: str) -> dict[str, Any]:
     if schema.task_type is TaskType.MULTI_LABEL:
         chosen = [k for k in schema.labels if probabilities.get(k, 0.0) > MULTI_LABEL_THRESHOLD]
         certainty = statistics.fmean(max(p, 1.0 - p) for p in probabilities.values())
-        return _prediction(build_result(schema, chosen), certainty, model_version)
-    best = max(probabilities, key=probabilities.__getitem__)
-    score = probabilities[best]
-    return _prediction(build_result(schema, [best], score), score, model_version)
+        prediction = _prediction(build_result(schema, chosen), certainty, model_version)
+    else:
+        best = max(probabilities, key=probabilities.__getitem__)
+        score = probabilities[best]
+        prediction = _prediction(build_result(schema, [best], score), score, model_version)
+    prediction["probabilities"] = {k: float(v) for k, v in probabilities.items()}
+    return prediction
 
 
 def _prediction(result: list[dict[str, Any]], score: float, version: str) -> dict[str, Any]:

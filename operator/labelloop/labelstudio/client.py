@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 import pydantic
-from label_studio_sdk import LabelStudio
+from label_studio_sdk import LabelStudio, PredictionRequest
 from label_studio_sdk.core.api_error import ApiError
 
 from labelloop.labelstudio.errors import (
@@ -244,6 +244,28 @@ class LabelStudioClient:
             idempotent=False,
         )
         return Prediction.from_json(_dump(raw), task_id)
+
+    def import_predictions(self, project_id: int, predictions: Sequence[JSON]) -> int:
+        """Store many predictions in one request; each is `{task, result, score,
+        model_version}` (other keys are left out). Returns how many Label Studio created.
+
+        Not retried once sent: a second attempt after a lost answer would store duplicates.
+        """
+        request = [
+            PredictionRequest(
+                task=p["task"],
+                result=p["result"],
+                score=p.get("score"),
+                model_version=p.get("model_version"),
+            )
+            for p in predictions
+        ]
+        answer = self._call(
+            f"import {len(request)} predictions into project {project_id}",
+            lambda: self._sdk.projects.import_predictions(id=project_id, request=request),
+            idempotent=False,
+        )
+        return answer.created if answer.created is not None else len(request)
 
     def request_predictions(
         self, project_id: int, task_ids: Sequence[int] | None = None, timeout: float = 300.0
