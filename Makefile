@@ -11,10 +11,13 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help install install-labelstudio tools lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve clean
+.PHONY: help demo install install-labelstudio tools lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+demo: install install-labelstudio ## the whole loop on one machine on DynaSent R1 (report in demo-report/)
+	@$(BIN)/labelloop demo
 
 # The stamp is newer than pyproject.toml once the environment matches it.
 $(VENV)/.installed: pyproject.toml
@@ -70,13 +73,16 @@ test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)
 test-fast: install ## unit tests only (no control plane, no Label Studio, no training)
 	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer"
 
-bench: bench-train bench-serve ## every benchmark; JSON reports in bench-reports/
+bench: bench-train bench-serve bench-al ## every benchmark; JSON reports in bench-reports/
 
 bench-train: install ## trainer throughput and memory against a plain HF Trainer + peft (bench-reports/train.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_train.py
 
 bench-serve: install ## prelabel server with dynamic batching against one task per forward pass (bench-reports/serve.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_serve.py
+
+bench-al: install ## accuracy against labels used: uncertainty against random sampling (bench-reports/al.json)
+	@$(BIN)/python trainer-image/benchmarks/bench_al.py
 
 clean: cluster-down ## remove build outputs (keeps .venv and the Go tool cache)
 	rm -rf .cluster bench-reports demo-report
