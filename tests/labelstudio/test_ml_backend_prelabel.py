@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from fixtures.labelstudio import LabelStudioServer
 from labelloop.labelstudio import LabelStudioClient
 from labelloop.labelstudio.labelconfig import parse_label_config, read_result
+from labelloop.labelstudio.ml_backend import MLBackendClient, MLBackendError
 from labelloop_trainer.prelabel_http import build_server, serving
 from labelloop_trainer.zeroshot import ZeroShotScorer
 
@@ -79,3 +81,58 @@ def test_label_studio_stores_the_servers_predictions(
         client.request_predictions(project)
         assert counter(backend_url, "labelloop_prelabel_predictions_total") == len(texts)
         client.delete_ml_backend(backend.id)
+
+
+def test_operator_side_predictions_are_imported_with_version_and_score(
+    label_studio: LabelStudioServer, backend_url: str
+) -> None:
+    """What the operator does for active learning: ask the server itself, import in bulk."""
+    schema = parse_label_config(SENTIMENT)
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        project = client.create_project(f"bulk {secrets.token_hex(4)}", "", SENTIMENT)
+        with DYNASENT.open(encoding="utf-8") as lines:
+            texts = [json.loads(line)["sentence"] for _, line in zip(range(5), lines, strict=False)]
+        client.import_tasks(project, [{"text": t} for t in texts])
+        tasks = sorted(client.iter_tasks(project), key=lambda t: t.id)
+
+        with MLBackendClient(backend_url) as backend:
+            assert backend.model_version() == VERSION
+            answers = backend.predict(
+                [{"id": t.id, "data": t.data} for t in tasks], SENTIMENT, project
+            )
+        for answer in answers:
+            assert answer["model_version"] == VERSION
+            probabilities = answer["probabilities"]
+            assert set(probabilities) == set(schema.labels)
+            assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+            assert answer["score"] == pytest.approx(max(probabilities.values()))
+
+        chosen = {t.id: a for t, a in zip(tasks[:3], answers, strict=False)}
+        imported = client.import_predictions(
+            project,
+            [{"task": i, **a} for i, a in chosen.items()],  # probabilities left out
+        )
+        assert imported == 3
+        stored = {t.id: t.predictions for t in client.iter_tasks(project)}
+        for task in tasks:
+            if task.id not in chosen:
+                assert stored[task.id] == ()
+                continue
+            (prediction,) = stored[task.id]
+            assert prediction.model_version == VERSION
+            assert prediction.score == pytest.approx(chosen[task.id]["score"])
+            assert read_result(schema, prediction.result) == read_result(
+                schema, chosen[task.id]["result"]
+            )
+
+
+def test_ml_backend_client_errors_name_the_server(backend_url: str) -> None:
+    with MLBackendClient(backend_url) as backend:
+        with pytest.raises(MLBackendError, match=r"/predict: HTTP 422") as refused:
+            backend.predict([{"id": 1, "data": {"body": "no text field"}}], SENTIMENT)
+        assert refused.value.status_code == 422
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with MLBackendClient(closed) as backend, pytest.raises(MLBackendError, match="no answer"):
+        backend.model_version()

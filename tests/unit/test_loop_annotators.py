@@ -10,9 +10,12 @@ import pytest
 from labelloop.api.annotationproject import Routing
 from labelloop.loop.annotators import (
     MIN_COMPARED,
+    AgreementSummary,
     Answer,
+    TaskAgreement,
     TaskVotes,
     agreement,
+    agreement_summary,
     consensus,
     mean_agreement,
     score_annotators,
@@ -114,6 +117,44 @@ def test_mean_agreement_skips_single_annotations() -> None:
     assert mean_agreement([]) is None
 
 
+def votes(*tasks: tuple[int, list[str]]) -> list[TaskVotes]:
+    """Tasks with one annotator per listed label: (task id, [label of each annotator])."""
+    return [TaskVotes(t, {f"u{i}": a(label) for i, label in enumerate(ls)}) for t, ls in tasks]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "listed", "expected"),
+    [
+        ([], 10, AgreementSummary(0, 0, 0, 0, ())),
+        # A task with one annotator has no agreement and is left out.
+        (votes((1, ["P"])), 10, AgreementSummary(0, 0, 0, 0, ())),
+        (
+            votes((1, ["P", "P"]), (2, ["P", "N"]), (3, ["P", "P", "N"]), (4, ["P"])),
+            10,
+            AgreementSummary(
+                3,
+                unanimous=1,
+                majority=1,
+                split=1,
+                lowest=(
+                    TaskAgreement(2, 0.5, 2),
+                    TaskAgreement(3, 0.6667, 3),
+                    TaskAgreement(1, 1.0, 2),
+                ),
+            ),
+        ),
+        # Ties go to the lower task id; `listed` caps the list, not the counts.
+        (
+            votes((9, ["P", "N", "M"]), (5, ["P", "N", "M"]), (7, ["N", "N", "N"])),
+            1,
+            AgreementSummary(3, 1, 0, 2, (TaskAgreement(5, 0.3333, 3),)),
+        ),
+    ],
+)
+def test_agreement_summary(tasks: list[TaskVotes], listed: int, expected: AgreementSummary) -> None:
+    assert agreement_summary(tasks, listed) == expected
+
+
 # DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021), CC BY 4.0: five crowd workers per
 # sentence, each worker's label in `label_distribution` (label -> worker ids).
 def dynasent_votes(limit: int) -> list[TaskVotes]:
@@ -143,3 +184,11 @@ def test_dynasent_crowd_gives_a_spread_of_tiers() -> None:
     agreement_ = mean_agreement(votes)
     assert agreement_ is not None and 0.6 < agreement_ < 0.95
     assert all(sum(len(ans) for ans in t.answers.values()) == 5 for t in votes)
+    # Every sentence of this split has a gold label, so a majority: none is split; the least
+    # agreed are those where one of the five dissented, listed by task id.
+    summary = agreement_summary(votes)
+    assert (summary.tasks, summary.split) == (len(votes), 0)
+    assert summary.unanimous + summary.majority == len(votes) and summary.unanimous > 0
+    low = min(a for t in votes if (a := agreement(t.answers.values())) is not None)
+    assert [t.agreement for t in summary.lowest] == [low] * 10
+    assert [t.task_id for t in summary.lowest] == sorted(t.task_id for t in summary.lowest)

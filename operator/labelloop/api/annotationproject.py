@@ -277,6 +277,12 @@ class Prelabel(ApiModel):
 
     service_ref: LocalObjectReference
     """The PrelabelService whose active version prelabels this project."""
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = (
+        None
+    )
+    """The address at which Label Studio and the operator reach the prelabel service, e.g.
+    for an external Label Studio server outside the cluster; by default the PrelabelService's
+    stable in-cluster Service URL. Label Studio wants a host name with a dot that resolves."""
     active_learning: ActiveLearning = Field(default_factory=ActiveLearning)
     """Order in which tasks are prelabelled and queued."""
 
@@ -386,6 +392,51 @@ class AnnotatorStatus(ApiModel):
     """Routing tier from `spec.annotators.routing`."""
 
 
+class PrelabelStatus(ApiModel):
+    """Prelabels pushed into Label Studio by the operator, in active-learning order."""
+
+    service: str
+    """The PrelabelService named by spec.prelabel.serviceRef."""
+    url: str | None = None
+    """Where Label Studio and the operator reach it (the project's ML backend URL)."""
+    model_version: str | None = None
+    """Its active version, whose predictions are pushed; unset until one is active."""
+    ml_backend_id: Annotated[int, Field(ge=0)] | None = None
+    """Id of the project's ML backend in Label Studio."""
+    predicted_tasks: Annotated[int, Field(ge=0)] = 0
+    """Unlabelled tasks holding a prediction of modelVersion."""
+    pending_tasks: Annotated[int, Field(ge=0)] = 0
+    """Unlabelled tasks still waiting for one (a batch goes in per reconcile)."""
+    last_batch: Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=100)] = []
+    """Task ids of the latest batch pushed, the most informative first (the first 100)."""
+
+
+class TaskAgreement(ApiModel):
+    """One task's agreement among its annotators."""
+
+    task_id: Annotated[int, Field(ge=0)]
+    """Label Studio task id."""
+    agreement: Share
+    """Share of its annotators who gave the most frequent answer."""
+    annotators: Annotated[int, Field(ge=2)]
+    """How many annotators answered it."""
+
+
+class AgreementSummary(ApiModel):
+    """Per-task agreement over the tasks with two or more annotators."""
+
+    tasks: Annotated[int, Field(ge=0)] = 0
+    """Tasks with two or more annotators."""
+    unanimous: Annotated[int, Field(ge=0)] = 0
+    """Tasks on which every annotator gave the same answer."""
+    majority: Annotated[int, Field(ge=0)] = 0
+    """Tasks on which more than half, but not all, gave the top answer."""
+    split: Annotated[int, Field(ge=0)] = 0
+    """Tasks on which no answer had more than half of the annotators."""
+    lowest: Annotated[list[TaskAgreement], Field(max_length=100)] = []
+    """The tasks of lowest agreement (at most 10), lowest first, worth a reviewer's look."""
+
+
 class AnnotationProjectStatus(CommonStatus):
     """Observed state of an AnnotationProject."""
 
@@ -420,3 +471,7 @@ class AnnotationProjectStatus(CommonStatus):
     """Snapshot cut-off of the latest round: the newest annotation it includes."""
     agreement: Share | None = None
     """Mean agreement of tasks with two or more annotations (share giving the top answer)."""
+    task_agreement: AgreementSummary | None = None
+    """How agreement spreads over the tasks, and the least agreed ones."""
+    prelabels: PrelabelStatus | None = None
+    """Prelabels pushed from spec.prelabel's PrelabelService."""

@@ -6,6 +6,9 @@ Label Studio calls a backend's `/predict` itself when a person opens a task, but
 which tasks to prelabel first, so labelloop asks the backend directly, exactly as Label Studio
 would, and then imports the chosen predictions in one request (`LabelStudioClient
 .import_predictions`).
+
+Its failures are `MLBackendError`s, not Label Studio errors: a prelabel server that is down
+must not read as Label Studio being down.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ from typing import Any
 
 import httpx
 
-from .errors import LabelStudioRequestError, LabelStudioUnreachable
-
 JSON = dict[str, Any]
+
+
+class MLBackendError(Exception):
+    """The prelabel server did not answer, refused the request or answered nonsense."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class MLBackendClient:
@@ -40,7 +49,9 @@ class MLBackendClient:
 
     def model_version(self) -> str:
         """The version the server is serving now (from `/health`)."""
-        version: str = self._request("GET", "/health")["model_version"]
+        version = self._request("GET", "/health").get("model_version")
+        if not isinstance(version, str) or not version:
+            raise MLBackendError(f"ML backend at {self.url}/health: no model_version")
         return version
 
     def predict(
@@ -51,9 +62,11 @@ class MLBackendClient:
         body: JSON = {"tasks": list(tasks), "label_config": label_config}
         if project_id is not None:
             body["project"] = str(project_id)
-        results: list[JSON] = self._request("POST", "/predict", body)["results"]
+        results = self._request("POST", "/predict", body).get("results")
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise MLBackendError(f"ML backend at {self.url}/predict: no list of results")
         if len(results) != len(tasks):
-            raise LabelStudioRequestError(
+            raise MLBackendError(
                 f"ML backend at {self.url} answered {len(results)} predictions "
                 f"for {len(tasks)} tasks"
             )
@@ -63,14 +76,19 @@ class MLBackendClient:
         try:
             response = self._http.request(method, path, json=body)
         except httpx.TransportError as exc:
-            raise LabelStudioUnreachable(
+            raise MLBackendError(
                 f"ML backend at {self.url}{path}: no answer ({type(exc).__name__})"
             ) from None
         if response.status_code >= 400:
-            raise LabelStudioRequestError(
+            raise MLBackendError(
                 f"ML backend at {self.url}{path}: HTTP {response.status_code}: "
                 f"{response.text[:300]}",
                 response.status_code,
             )
-        answer: JSON = response.json()
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise MLBackendError(f"ML backend at {self.url}{path}: not a JSON object")
         return answer

@@ -12,7 +12,9 @@ Enterprise features), so labelloop measures them itself:
   comparisons it stays unset and the tier is `unrated` — a tier on two tasks would be noise.
 - Tiers follow `spec.annotators.routing`: expert at or above `expertMinAccuracy`, basic below
   `basicMaxAccuracy`, standard between.
-- A task's agreement is the share of its annotators who gave its most frequent answer.
+- A task's agreement is the share of its annotators who gave its most frequent answer; the
+  project's mean hides where annotators disagree, so `agreement_summary` also sorts tasks into
+  unanimous, majority and split ones and names the least agreed, for a reviewer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ Tier = Literal["expert", "standard", "basic", "unrated"]
 
 MIN_OTHERS = 2
 MIN_COMPARED = 3
+# Tasks named in the agreement summary: enough for a review session, short enough for status.
+LOWEST_LISTED = 10
 # The task data field that holds a gold task's answer (a label, or a list of labels).
 GOLD_FIELD = "gold"
 
@@ -113,6 +117,47 @@ def score_annotators(tasks: Iterable[TaskVotes], routing: Routing) -> list[Annot
             )
         )
     return scores
+
+
+@dataclass(frozen=True)
+class TaskAgreement:
+    task_id: int
+    agreement: float
+    annotators: int
+
+
+@dataclass(frozen=True)
+class AgreementSummary:
+    """Tasks with two or more annotators, by how far they agree."""
+
+    tasks: int
+    unanimous: int
+    """Agreement 1: everyone gave the same answer."""
+    majority: int
+    """Agreement above one half, below 1."""
+    split: int
+    """Agreement of one half or less: no answer won most annotators."""
+    lowest: tuple[TaskAgreement, ...]
+    """Up to `LOWEST_LISTED` tasks, lowest agreement first, ties by task id."""
+
+
+def agreement_summary(tasks: Iterable[TaskVotes], listed: int = LOWEST_LISTED) -> AgreementSummary:
+    """How per-task agreement spreads, and the `listed` least agreed tasks."""
+    rated = [
+        TaskAgreement(t.task_id, round(a, 4), len(t.answers))
+        for t in tasks
+        if (a := agreement(t.answers.values())) is not None
+    ]
+    unanimous = sum(r.agreement == 1 for r in rated)
+    split = sum(r.agreement <= 0.5 for r in rated)
+    lowest = sorted(rated, key=lambda r: (r.agreement, r.task_id))[:listed]
+    return AgreementSummary(
+        tasks=len(rated),
+        unanimous=unanimous,
+        majority=len(rated) - unanimous - split,
+        split=split,
+        lowest=tuple(lowest),
+    )
 
 
 def mean_agreement(tasks: Iterable[TaskVotes]) -> float | None:

@@ -1,0 +1,122 @@
+"""Which tasks still need a prelabel of the active version, candidates and the ML backend plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from labelloop.labelstudio.models import Annotation, MLBackend, Prediction, Task
+from labelloop.loop.active_learning import Candidate
+from labelloop.loop.prelabels import (
+    BackendPlan,
+    Ranked,
+    backend_plan,
+    backend_title,
+    needing_prediction,
+    predicted,
+    rank_inputs,
+    to_import,
+)
+
+RESULT = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["P"]}}]
+
+
+def task(task_id: int, *versions: str, annotated: bool = False, skipped: bool = False) -> Task:
+    """A task holding one prediction per version given, and maybe an annotation."""
+    annotations = []
+    if annotated or skipped:
+        annotations.append(Annotation(task_id * 10, task_id, RESULT, 1, None, False, skipped))
+    predictions = tuple(
+        Prediction(task_id * 100 + i, task_id, RESULT, 0.5, v, None) for i, v in enumerate(versions)
+    )
+    return Task(task_id, {"text": "t"}, {}, None, tuple(annotations), predictions)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "needing", "holding"),
+    [
+        ([], [], 0),
+        ([task(2), task(1)], [1, 2], 0),  # by id
+        ([task(1, "v1"), task(2, "v0"), task(3, "v0", "v1")], [2], 2),  # another version's: no
+        ([task(1, annotated=True), task(2, "v1", annotated=True)], [], 0),  # labelled: never
+        ([task(1, skipped=True)], [1], 0),  # a skipped task still waits for a label
+    ],
+)
+def test_which_tasks_need_a_prediction_of_the_version(
+    tasks: list[Task], needing: list[int], holding: int
+) -> None:
+    assert [t.id for t in needing_prediction(tasks, "v1")] == needing
+    assert predicted(tasks, "v1") == holding
+
+
+def answer(score: Any, version: str = "v1", **extra: Any) -> dict[str, Any]:
+    return {"result": RESULT, "score": score, "model_version": version, **extra}
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({}, Ranked((), ())),
+        (
+            {2: answer(0.9, probabilities={"P": 0.9, "N": 0.1}), 1: answer(0.6)},
+            Ranked((Candidate(1, 0.6), Candidate(2, 0.9, {"P": 0.9, "N": 0.1})), ()),
+        ),
+        # Another version (a canary's pod answered), no score, a score outside [0, 1], no result.
+        (
+            {1: answer(0.7, "v2"), 2: answer(None), 3: answer(1.5), 4: {"score": 0.5}},
+            Ranked((), (1, 2, 3, 4)),
+        ),
+        (
+            {1: answer(True), 2: answer(1)},  # a bool is no score; an int is
+            Ranked((Candidate(2, 1.0),), (1,)),
+        ),
+        # A malformed distribution is dropped, the score still ranks the task.
+        (
+            {1: answer(0.5, probabilities={"P": "high"}), 2: answer(0.5, probabilities={})},
+            Ranked((Candidate(1, 0.5), Candidate(2, 0.5)), ()),
+        ),
+    ],
+)
+def test_rank_inputs(answers: dict[int, dict[str, Any]], expected: Ranked) -> None:
+    assert rank_inputs(answers, "v1") == expected
+
+
+def test_to_import_keeps_the_chosen_order_and_only_label_studios_fields() -> None:
+    answers = {1: answer(0.6, probabilities={"P": 0.6}), 2: answer(0.9)}
+    assert to_import([2, 1], answers) == [
+        {"task": 2, "result": RESULT, "score": 0.9, "model_version": "v1"},
+        {"task": 1, "result": RESULT, "score": 0.6, "model_version": "v1"},
+    ]
+
+
+URL = "http://pl.ns.svc:9090"
+TITLE = backend_title("pl")
+
+
+def backend(backend_id: int, url: str = URL, title: str = TITLE, state: str = "CO") -> MLBackend:
+    return MLBackend(backend_id, 1, url, title, state, "v1", False, None)
+
+
+@pytest.mark.parametrize(
+    ("backends", "url", "expected"),
+    [
+        ([], URL, BackendPlan(create=True)),
+        ([backend(3)], URL, BackendPlan(keep=3)),
+        ([backend(3, url=URL + "/")], URL, BackendPlan(keep=3)),  # a trailing slash is the same
+        ([backend(3, "http://old.ns.svc:9090")], URL, BackendPlan(update=3)),  # moved
+        ([backend(3, title=backend_title("old"))], URL, BackendPlan(update=3)),  # renamed
+        ([backend(3, state="DI")], URL, BackendPlan(update=3)),  # checked again
+        # Someone else's backend is left alone; of ours, one stays.
+        ([backend(1, title="their model"), backend(2)], URL, BackendPlan(keep=2)),
+        ([backend(4, "http://x.y:1"), backend(5)], URL, BackendPlan(keep=5, delete=(4,))),
+        (
+            [backend(4, "http://x.y:1"), backend(6, "http://z.y:1")],
+            URL,
+            BackendPlan(update=4, delete=(6,)),
+        ),
+        ([backend(1, title="their model"), backend(2)], None, BackendPlan(delete=(2,))),
+    ],
+)
+def test_backend_plan(backends: list[MLBackend], url: str | None, expected: BackendPlan) -> None:
+    assert backend_plan(backends, TITLE, url) == expected
