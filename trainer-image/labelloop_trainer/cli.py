@@ -1,9 +1,11 @@
-"""`python -m labelloop_trainer train|evaluate|serve`.
+"""`python -m labelloop_trainer export|train|evaluate|serve`.
 
 `train --config JOB.json` is the form the operator's Job runs (docs/trainer-contract.md);
 `train --data … --base-model … --output …` is the same run from flags, for a person at a
-workstation. stdout carries only the answer (the version directory written, or the
-evaluation's JSON), so scripts can read it; progress and errors go to stderr. Expected
+workstation. `export` writes a Label Studio project's annotations up to a cut-off as a
+file `train --data` reads. stdout carries only the answer (the file or version directory
+written, or the evaluation's JSON), so scripts can read it; progress and errors go to
+stderr. Expected
 failures exit with the contract's codes: 2 bad input, 3 the version exists.
 """
 
@@ -45,6 +47,17 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     h = cfgmod.Hyperparameters()
     lora = cfgmod.LoraSettings()
+
+    export = commands.add_parser(
+        "export",
+        help="a Label Studio project's annotations as a JSONL file (token: $LABEL_STUDIO_API_KEY)",
+    )
+    export.add_argument("--url", required=True, help="the Label Studio server")
+    export.add_argument("--project-id", type=int, required=True)
+    export.add_argument(
+        "--last-annotation-id", type=int, help="the cut-off: the last annotation included"
+    )
+    export.add_argument("--output", type=Path, required=True, help="the JSONL file to write")
 
     train = commands.add_parser("train", help="fine-tune a LoRA adapter into a new version")
     train.add_argument("--config", type=Path, help="the job file (contract form); no other flags")
@@ -161,6 +174,8 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
 def run_train(cfg: TrainConfig) -> Path | None:
     """Train, judge the gate and write the version; the version directory on rank 0."""
     from labelloop_trainer.distributed import barrier, started
+    from labelloop_trainer.export import exports_dir
+    from labelloop_trainer.kube_status import reporter
     from labelloop_trainer.output import write_result, write_version
     from labelloop_trainer.progress import Progress
     from labelloop_trainer.promotion import judge, previous_metrics
@@ -169,7 +184,12 @@ def run_train(cfg: TrainConfig) -> Path | None:
     previous = previous_metrics(cfg.previous_version_dir)
     with started() as ctx:
         progress = Progress(enabled=ctx.is_main)
-        outcome = train(cfg, ctx, progress)
+        if ctx.is_main:
+            progress.status = reporter(cfg.job, lambda m: progress.event("warning", message=m))
+        try:
+            outcome = train(cfg, ctx, progress)
+        finally:
+            progress.close()
         if not ctx.is_main:
             barrier(ctx)
             return None
@@ -214,7 +234,8 @@ def run_train(cfg: TrainConfig) -> Path | None:
                 },
             },
         )
-        _remove_checkpoints(checkpoint_dir(cfg.output_dir, outcome.version))
+        _remove_work_dir(checkpoint_dir(cfg.output_dir, outcome.version))
+        _remove_work_dir(exports_dir(cfg.output_dir, outcome.version))
         write_result(
             {
                 "modelVersion": outcome.version,
@@ -232,8 +253,9 @@ def run_train(cfg: TrainConfig) -> Path | None:
         return directory
 
 
-def _remove_checkpoints(directory: Path) -> None:
-    """Drop a finished run's checkpoints, and `.checkpoints/` once no run has any."""
+def _remove_work_dir(directory: Path) -> None:
+    """Drop a finished run's checkpoints or export, and `.checkpoints/` or `.exports/` once
+    no run has any."""
     shutil.rmtree(directory, ignore_errors=True)
     with contextlib.suppress(OSError):
         directory.parent.rmdir()
@@ -244,6 +266,26 @@ def _result_metrics(cfg: TrainConfig, scalars: dict[str, float]) -> dict[str, fl
     built_in, _ = metrics.requested(cfg.metrics)
     wanted = {*built_in, "accuracy", "macro_f1", "eval_loss"}
     return {k: round(v, 6) for k, v in scalars.items() if k in wanted or k not in metrics.BUILT_IN}
+
+
+def run_export(args: argparse.Namespace) -> Path:
+    """Export a project's annotations up to the cut-off; the file written."""
+    from labelloop_trainer.export import export, token_from_env
+
+    source = cfgmod.Source(args.url, args.project_id, args.last_annotation_id)
+    manifest = export(source, token_from_env(), args.output)
+    print(
+        json.dumps(
+            {
+                "event": "exported",
+                **{k: manifest[k] for k in ("count", "lastAnnotationId", "ties", "hash")},
+                "skippedAnnotations": manifest["skippedAnnotations"],
+            }
+        ),
+        file=sys.stderr,
+    )
+    output: Path = args.output
+    return output
 
 
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -281,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
+        if args.command == "export":
+            print(run_export(args))
+            return 0
         if args.command == "serve":
             from labelloop_trainer import serve
 

@@ -44,6 +44,36 @@ class DataSettings:
     task_type: TaskType = TaskType.SINGLE_LABEL
     labels: tuple[str, ...] | None = None
     """The allowed labels (entity types for NER); inferred from the data when unset."""
+    source: Mapping[str, Any] | None = None
+    """Where the file came from when the trainer made it (a Label Studio project and its
+    cut-off), for the version's `dataset.json`; None: the file is the source."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Annotations to export: a Label Studio project, and the last annotation id to include."""
+
+    url: str
+    project_id: int
+    last_annotation_id: int | None = None
+    """None: every annotation there is now (the export's manifest records the newest id)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The form of the job file's `dataset.labelStudio`."""
+        return {
+            "url": self.url,
+            "projectId": self.project_id,
+            "lastAnnotationId": self.last_annotation_id,
+        }
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The FineTuneJob a run belongs to, whose status shows its live progress."""
+
+    name: str
+    namespace: str
+    uid: str
 
 
 @dataclass(frozen=True)
@@ -103,6 +133,8 @@ class TrainConfig:
     """The active version, for `mustImprove`."""
     artifact_uri: str | None = None
     """Where the output directory lives outside the pod (`spec.output.uri`)."""
+    job: JobRef | None = None
+    """The FineTuneJob (job file form only)."""
 
     def to_json(self) -> dict[str, Any]:
         """The configuration as JSON-ready data (written to the version's `config.json`)."""
@@ -112,9 +144,10 @@ class TrainConfig:
     def identity(self) -> str:
         """A stable text of the settings that change the trained model (not the paths)."""
         data = self.to_json()
-        for key in ("output_dir", "model_version", "previous_version_dir", "artifact_uri"):
+        for key in ("output_dir", "model_version", "previous_version_dir", "artifact_uri", "job"):
             data.pop(key)
         data["data"].pop("path")
+        data["data"].pop("source")
         return json.dumps(data, sort_keys=True)
 
 
@@ -152,14 +185,76 @@ def load_job(path: Path) -> TrainConfig:
 
 
 def from_job(job: Mapping[str, Any]) -> TrainConfig:
-    """Parse a job file's content; the keys are those of docs/trainer-contract.md."""
+    """Parse a job file's content; the keys are those of docs/trainer-contract.md.
+
+    A `dataset.labelStudio` is exported (or its earlier export found) once everything else
+    has been checked, and then read like a file dataset with the project's label config.
+    """
     spec = _mapping(job.get("spec", {}), "spec")
     dataset = _mapping(job.get("dataset"), "dataset")
+    hyper = _hyperparameters(_mapping(spec.get("hyperparameters", {}), "spec.hyperparameters"))
+    method = _mapping(spec.get("method", {}), "spec.method")
+    if method.get("type", "lora") != "lora":
+        raise BadInputError(f"spec.method.type: {method.get('type')!r} is not allowed; use lora")
+    lora = _lora(_mapping(method.get("lora", {}), "spec.method.lora"))
+    evaluation = _mapping(spec.get("evaluation", {}), "spec.evaluation")
+    metrics = tuple(
+        _str(m, "spec.evaluation.metrics[]")
+        for m in _list(evaluation.get("metrics", TrainConfig.metrics), "spec.evaluation.metrics")
+    )
+    promotion = _promotion(evaluation.get("promotion"))
+    output = spec.get("output")
+    previous = job.get("previousVersionDir")
+    base_model_dir = Path(_str(job.get("baseModelDir"), "baseModelDir"))
+    output_dir = Path(_str(job.get("outputDir"), "outputDir"))
+    version = _str(job.get("modelVersion"), "modelVersion")
+    identity = _job_ref(job)
     if "labelStudio" in dataset:
-        raise BadInputError(
-            "dataset.labelStudio: reading a Label Studio export is not supported by this "
-            "trainer version; pass dataset.path (a JSON, JSONL or CSV file)"
+        from labelloop_trainer.export import exports_dir, materialise
+
+        source = label_studio_source(dataset["labelStudio"])
+        dataset = materialise(source, exports_dir(output_dir, version))
+    return validated(
+        TrainConfig(
+            data=_data_settings(dataset),
+            base_model_dir=base_model_dir,
+            output_dir=output_dir,
+            model_version=version,
+            hyper=hyper,
+            lora=lora,
+            metrics=metrics,
+            promotion=promotion,
+            previous_version_dir=None
+            if previous is None
+            else Path(_str(previous, "previousVersionDir")),
+            artifact_uri=output.get("uri") if isinstance(output, Mapping) else None,
+            job=identity,
         )
+    )
+
+
+def label_studio_source(raw: Any) -> Source:
+    """The job file's `dataset.labelStudio`."""
+    where = "dataset.labelStudio"
+    fields = _mapping(raw, where)
+    last = fields.get("lastAnnotationId")
+    return Source(
+        url=_str(fields.get("url"), f"{where}.url"),
+        project_id=_int(fields.get("projectId"), f"{where}.projectId"),
+        last_annotation_id=None if last is None else _int(last, f"{where}.lastAnnotationId"),
+    )
+
+
+def _job_ref(job: Mapping[str, Any]) -> JobRef | None:
+    """The FineTuneJob's identity; None when the job file names none (no live status)."""
+    name, namespace, uid = (job.get(key) for key in ("name", "namespace", "uid"))
+    if not (isinstance(name, str) and isinstance(namespace, str) and isinstance(uid, str)):
+        return None
+    return JobRef(name, namespace, uid) if name and namespace and uid else None
+
+
+def _data_settings(dataset: Mapping[str, Any]) -> DataSettings:
+    """A file `dataset` of the job file (or the one an export produced)."""
     task_type = _task_type(dataset.get("taskType", TaskType.SINGLE_LABEL), "dataset.taskType")
     labels = _labels(dataset.get("labels"), "dataset.labels")
     text_default, label_default = DEFAULT_FIELDS[task_type]
@@ -168,40 +263,14 @@ def from_job(job: Mapping[str, Any]) -> TrainConfig:
             _str(dataset["labelConfig"], "dataset.labelConfig")
         )
         label_default = DEFAULT_FIELDS[task_type][1]
-    data = DataSettings(
+    source = dataset.get("source")
+    return DataSettings(
         path=Path(_str(dataset.get("path"), "dataset.path")),
         text_field=_str(dataset.get("textField", text_default), "dataset.textField"),
         label_field=_str(dataset.get("labelField", label_default), "dataset.labelField"),
         task_type=task_type,
         labels=labels,
-    )
-    hyper = _hyperparameters(_mapping(spec.get("hyperparameters", {}), "spec.hyperparameters"))
-    method = _mapping(spec.get("method", {}), "spec.method")
-    if method.get("type", "lora") != "lora":
-        raise BadInputError(f"spec.method.type: {method.get('type')!r} is not allowed; use lora")
-    evaluation = _mapping(spec.get("evaluation", {}), "spec.evaluation")
-    output = spec.get("output")
-    previous = job.get("previousVersionDir")
-    return validated(
-        TrainConfig(
-            data=data,
-            base_model_dir=Path(_str(job.get("baseModelDir"), "baseModelDir")),
-            output_dir=Path(_str(job.get("outputDir"), "outputDir")),
-            model_version=_str(job.get("modelVersion"), "modelVersion"),
-            hyper=hyper,
-            lora=_lora(_mapping(method.get("lora", {}), "spec.method.lora")),
-            metrics=tuple(
-                _str(m, "spec.evaluation.metrics[]")
-                for m in _list(
-                    evaluation.get("metrics", TrainConfig.metrics), "spec.evaluation.metrics"
-                )
-            ),
-            promotion=_promotion(evaluation.get("promotion")),
-            previous_version_dir=None
-            if previous is None
-            else Path(_str(previous, "previousVersionDir")),
-            artifact_uri=output.get("uri") if isinstance(output, Mapping) else None,
-        )
+        source=None if source is None else _mapping(source, "dataset.source"),
     )
 
 

@@ -17,7 +17,7 @@ import json
 import random
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,12 +373,18 @@ def _target_json(target: Target) -> Any:
 
 
 def manifest(
-    dataset: Dataset, source: Path, train: Sequence[int], held: Sequence[int]
+    dataset: Dataset,
+    source: Path | Mapping[str, Any],
+    train: Sequence[int],
+    held: Sequence[int],
 ) -> dict[str, Any]:
-    """The dataset manifest written next to the model (`dataset.json`)."""
+    """The dataset manifest written next to the model (`dataset.json`).
+
+    `source` is the file read, or where the trainer got it from (a Label Studio project).
+    """
     counts = Counter(label for e in dataset.examples for label in _labels_of(e.target))
     return {
-        "source": str(source),
+        "source": str(source) if isinstance(source, Path) else dict(source),
         "count": len(dataset.examples),
         "trainCount": len(train),
         "evalCount": len(held),

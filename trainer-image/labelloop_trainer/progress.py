@@ -5,6 +5,7 @@ operator can pick out of the log for the FineTuneJob's live status: `{"event": "
 "epoch": 1.5, "step": 120, "totalSteps": 240, "loss": 0.41, "learningRate": …}`, an
 `"epoch"` event with the evaluation after each epoch, and free-form `"info"` events. About
 twenty progress lines per epoch are logged, so the log stays small whatever the data size.
+In a cluster the same steps also go to the FineTuneJob's `status.progress` (`kube_status`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from labelloop_trainer.kube_status import StatusReporter
 
 BAR_WIDTH = 30
 LINES_PER_EPOCH = 20
@@ -21,11 +25,28 @@ LINES_PER_EPOCH = 20
 class Progress:
     """Reports of the main process; the other processes pass `enabled=False`."""
 
-    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        status: StatusReporter | None = None,
+    ) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.status = status
+        """Where steps also go as the FineTuneJob's live status (rank 0 in a cluster)."""
         self._last_draw = 0.0
+
+    def epoch_end(self) -> None:
+        """An epoch ended: the live status shows its last step now, not at the next interval."""
+        if self.status is not None:
+            self.status.flush()
+
+    def close(self) -> None:
+        """Send the last live status."""
+        if self.status is not None:
+            self.status.close()
 
     def event(self, event: str, **fields: Any) -> None:
         """Log one event (as a JSON line, or as text on a terminal)."""
@@ -62,6 +83,9 @@ class Progress:
         """Report an optimiser step (call it when `due`)."""
         if not self.enabled:
             return
+        fraction = round(epoch - 1 + step_in_epoch / max(1, epoch_steps), 4)
+        if self.status is not None:
+            self.status.update(epoch=fraction, step=step, total_steps=total, loss=round(loss, 6))
         if self.tty:
             self._last_draw = time.monotonic()
             done = int(BAR_WIDTH * step_in_epoch / max(1, epoch_steps))
@@ -73,7 +97,7 @@ class Progress:
             return
         self.event(
             "progress",
-            epoch=round(epoch - 1 + step_in_epoch / max(1, epoch_steps), 4),
+            epoch=fraction,
             step=step,
             totalSteps=total,
             loss=round(loss, 6),

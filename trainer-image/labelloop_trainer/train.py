@@ -92,7 +92,7 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
         data.path, data.text_field, data.label_field, data.task_type, data.labels
     )
     train_idx, eval_idx = stratified_split(dataset.examples, hyper.eval_split, hyper.seed)
-    described = manifest(dataset, data.path, train_idx, eval_idx)
+    described = manifest(dataset, data.source or data.path, train_idx, eval_idx)
     version = cfg.model_version or derive_version(data.path.stem, described["hash"], cfg.identity())
     check_new(cfg.output_dir, version)
     progress.event("dataset", version=version, **described["cleaning"], labels=described["labels"])
@@ -251,6 +251,7 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
             best_state, best_metrics = checkpoints.trainable_state(model), evaluation
         stopped_early = early.stale >= hyper.patience and epoch < hyper.epochs
         progress.event("epoch", epoch=epoch, metrics=scalars, best=early.best_epoch == epoch)
+        progress.epoch_end()
         if ctx.is_main:
             checkpoints.save(
                 saved_at,
