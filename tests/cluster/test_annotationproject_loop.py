@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,14 +22,26 @@ import pytest
 
 from fixtures.cluster import Cluster
 from fixtures.labelstudio import LabelStudioServer
-from fixtures.operator import OperatorProcess, apply, b64, condition, eventually, get, items
+from fixtures.operator import (
+    OperatorProcess,
+    apply,
+    b64,
+    bound_claim,
+    condition,
+    eventually,
+    get,
+    items,
+)
 from fixtures.operator import status_of as _status_of
 from labelloop.api.annotationproject import Routing
 from labelloop.controllers.webhooks import SECRET_HEADER, WAKE_ANNOTATION
 from labelloop.labelstudio import LabelStudioClient
-from labelloop.labelstudio.labelconfig import build_result, parse_label_config
-from labelloop.loop.annotators import score_annotators, votes_by_task
+from labelloop.labelstudio.labelconfig import build_result, parse_label_config, read_result
+from labelloop.labelstudio.ml_backend import MLBackendClient
+from labelloop.loop.active_learning import Candidate, next_batch
+from labelloop.loop.annotators import agreement_summary, score_annotators, votes_by_task
 from paths import SHARED_DATA
+from trainer.support import minilm_dir
 
 pytestmark = [pytest.mark.cluster, pytest.mark.labelstudio]
 
@@ -343,6 +357,19 @@ def test_quality_rules_and_annotator_tiers_on_real_crowd_labels(
     tiers = Counter(s["tier"] for s in status["annotators"])
     assert tiers["expert"] and tiers["basic"]
     assert 0 < status["agreement"] < 1
+    summary = agreement_summary(votes_by_task(rows))
+    assert status["taskAgreement"] == {
+        "tasks": summary.tasks,
+        "unanimous": summary.unanimous,
+        "majority": summary.majority,
+        "split": summary.split,
+        "lowest": [
+            {"taskId": t.task_id, "agreement": t.agreement, "annotators": t.annotators}
+            for t in summary.lowest
+        ],
+    }
+    assert summary.tasks == len(crowd) and len(status["taskAgreement"]["lowest"]) == 10
+    assert summary.unanimous < summary.tasks  # real crowds disagree somewhere
 
     shares = {label: n / total for label, n in status["labelDistribution"].items()}
     violated = {(v["label"], v["bound"]) for v in status["qualityViolations"]}
@@ -356,3 +383,117 @@ def test_quality_rules_and_annotator_tiers_on_real_crowd_labels(
         e["reason"] == "QualityRulesViolated" and e["involvedObject"]["name"] == "crowd"
         for e in items(kube, "events", ns)
     )
+
+
+@pytest.fixture(scope="module")
+def prelabel_server() -> Iterator[str]:
+    """A real prelabel server process: round 0's zero-shot prelabeler (all-MiniLM-L6-v2)
+    serving model version `r0` on 127.0.0.1."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "labelloop_trainer", "serve", "--zero-shot"),
+            *("--base-model", str(minilm_dir()), "--model-version", "r0"),
+            *("--host", "127.0.0.1", "--port", "0", "--threads", "1", "--device", "cpu"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "listening on URL", once the model is loaded
+        assert line.startswith("listening on "), f"serve said {line!r}, exit {process.poll()}"
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def prelabels_of(kube: Cluster, name: str, ns: str, **wanted: Any) -> dict[str, Any] | None:
+    found = status_of(kube, name, ns).get("prelabels") or {}
+    return found if all(found.get(k) == v for k, v in wanted.items()) else None
+
+
+def test_prelabels_pushed_in_active_learning_order_once_per_task(
+    kube: Cluster, namespace: str, loop: Loop, operator: OperatorProcess, prelabel_server: str
+) -> None:
+    ns, ls, label_studio = namespace, loop.ls, loop.server
+    bound_claim(kube, ns, "models")
+    apply(kube, ns, token_secret(label_studio.token))
+    service = {
+        "apiVersion": "labelloop.io/v1alpha1",
+        "kind": "PrelabelService",
+        "metadata": {"name": "pl"},
+        "spec": {
+            "annotationProjectRef": {"name": "ranked"},
+            "model": {"version": "r0", "uri": "pvc://models/reviews/r0"},
+            "rollout": {"strategy": "BlueGreen"},
+        },
+    }
+    apply(kube, ns, service)
+    prelabel = {
+        "serviceRef": {"name": "pl"},
+        "url": prelabel_server,  # Label Studio and the operator both run on this machine
+        "activeLearning": {"strategy": "uncertainty", "batchSize": 5},
+    }
+    sentences = reviews(14)
+    manifest = project("ranked", label_studio.url, data={"inline": sentences[:12]})
+    manifest["spec"]["prelabel"] = prelabel
+    apply(kube, ns, manifest)
+
+    # The PrelabelService's pods are kwok's and serve nothing; its active version is what
+    # the project's predictions must carry, and the local server serves that version.
+    status = eventually(lambda: synced(kube, "ranked", ns, tasks=12), "project", 90)
+    project_id = status["labelStudio"]["projectId"]
+    done = eventually(
+        lambda: prelabels_of(kube, "ranked", ns, predictedTasks=12, pendingTasks=0),
+        "every task prelabelled",
+        120,
+    )
+    assert (done["modelVersion"], done["url"], done["service"]) == ("r0", prelabel_server, "pl")
+    assert condition(status_of(kube, "ranked", ns), "PrelabelsPushed")["status"] == "True"
+
+    # Registered as the project's one ML backend, connected.
+    (backend,) = ls.list_ml_backends(project_id)
+    assert (backend.id, backend.url, backend.title) == (
+        done["mlBackendId"],
+        prelabel_server,
+        "labelloop: pl",
+    )
+    assert (backend.state, backend.model_version) == ("CO", "r0")
+
+    # Each task holds one prediction of r0 with its score, as the server answers it.
+    tasks = sorted(ls.iter_tasks(project_id), key=lambda t: t.id)
+    with MLBackendClient(prelabel_server) as server:
+        answers = server.predict([{"id": t.id, "data": t.data} for t in tasks], CONFIG, project_id)
+    own = {t.id: a for t, a in zip(tasks, answers, strict=True)}
+    for task in tasks:
+        (prediction,) = task.predictions
+        assert prediction.model_version == "r0"
+        assert prediction.score == pytest.approx(own[task.id]["score"], abs=1e-6)
+        assert read_result(SCHEMA, prediction.result) == read_result(SCHEMA, own[task.id]["result"])
+
+    # Batches of five, least confident first: the first import holds the five tasks the
+    # server itself is least sure of, the second the next five.
+    ranking = next_batch(
+        [Candidate(i, a["score"], a["probabilities"]) for i, a in own.items()], "uncertainty", 12
+    )
+    by_import = [p.task_id for p in sorted((t.predictions[0] for t in tasks), key=lambda p: p.id)]
+    assert set(by_import[:5]) == set(ranking[:5])
+    assert set(by_import[5:10]) == set(ranking[5:10])
+    scores = {i: a["score"] for i, a in own.items()}
+    assert max(scores[i] for i in by_import[:5]) <= min(scores[i] for i in by_import[5:])
+
+    # A restarted operator and two new tasks: only the new ones get a prediction.
+    operator.kill()
+    operator.start()
+    manifest["spec"]["data"] = {"inline": sentences}
+    apply(kube, ns, manifest)
+    eventually(
+        lambda: prelabels_of(kube, "ranked", ns, predictedTasks=14, pendingTasks=0),
+        "the new tasks prelabelled",
+        120,
+    )
+    tasks = list(ls.iter_tasks(project_id))
+    assert len(tasks) == 14
+    assert all(len(t.predictions) == 1 for t in tasks)
+    assert [b.id for b in ls.list_ml_backends(project_id)] == [backend.id]

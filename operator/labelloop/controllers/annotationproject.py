@@ -1,5 +1,10 @@
 """AnnotationProject handlers: run (or find) Label Studio, sync the project, report on it.
 
+A managed server is synced like an external one, at its Service's in-cluster URL and with the
+token of the credentials Secret, which the server itself was started with as its admin's
+token (`resources.labelstudio`); until its Deployment is ready the pass stops at
+`ServerStarting`.
+
 Like every controller here, one level-triggered `reconcile` runs on create, on spec changes,
 on operator start, on a timer and when the webhook receiver stamps the wake annotation, and
 re-reads the truth each time (`project_sync` holds the steps).
@@ -79,25 +84,28 @@ def reconcile_annotation_project(
     except ManifestError as error:
         report(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
         return
-    extra: list[ConditionUpdate] = []
     if spec.label_studio.managed is not None:
-        health = _reconcile_managed_server(context, owner, spec, patch)
+        server = _reconcile_managed_server(context, owner, spec, patch)
+        if server.state != "ready":  # no project sync until the Deployment is ready
+            report(body, status, patch, server, generation)
+            return
+        url = service_url(owner)
     else:
         assert spec.label_studio.external is not None
         url = spec.label_studio.external.url
         patch.status["labelStudio"] = {"url": url}
-        with project_lock(owner.uid):
-            health, extra = _sync(
-                context,
-                owner,
-                spec,
-                url,
-                body=body,
-                meta=meta,
-                status=status,
-                patch=patch,
-                memo=memo,
-            )
+    with project_lock(owner.uid):
+        health, extra = _sync(
+            context,
+            owner,
+            spec,
+            url,
+            body=body,
+            meta=meta,
+            status=status,
+            patch=patch,
+            memo=memo,
+        )
     report(body, status, patch, health, generation, extra=extra)
 
 
@@ -151,8 +159,10 @@ def _sync(
         return Health("reconciling", "LabelStudioUnreachable", str(error)), []
     except LabelStudioError as error:
         return Health("reconciling", "LabelStudioError", str(error)), []
+    before = dict(patch.status.get("labelStudio") or {})  # a managed server's replicas
     for key, value in outcome.status.items():
         patch.status[key] = value
+    patch.status["labelStudio"] = {**before, **outcome.status["labelStudio"]}
     for reason, message in outcome.warnings:
         kopf.warn(body, reason=reason, message=message)
     for reason, message in outcome.infos:
@@ -223,5 +233,8 @@ def _reconcile_managed_server(
     if desired and ready >= desired:
         return Health("ready", "ServerReady", f"Label Studio ready ({ready}/{desired} replicas)")
     return Health(
-        "reconciling", "ServerStarting", f"Label Studio starting ({ready}/{desired} ready)"
+        "reconciling",
+        "ServerStarting",
+        f"Label Studio starting ({ready}/{desired} replicas ready); "
+        "the project is synced once all are",
     )

@@ -11,7 +11,9 @@ with another pass of the same project, which `project_lock` rules out inside one
 4. the counts, re-read from every task, and what follows from them: quality violations,
    annotator scores and the training round that may start now;
 5. where tasks carry predictions: annotations contradicting confident prelabels, and the Data
-   Manager views for review and for each annotator tier.
+   Manager views for review and for each annotator tier;
+6. prelabels from the project's PrelabelService, in active-learning order (`prelabels`), last,
+   since its prelabel server failing must not hold back the steps above.
 
 Label Studio errors are raised as they come; the handler turns them into conditions. The
 Label Studio project outlives its AnnotationProject: deleting the resource never deletes
@@ -39,6 +41,7 @@ from ..resources.common import LABEL_PREFIX, Owner
 from ..resources.rounds import PROJECT_LABEL, build_round_job, round_of
 from .conditions import ConditionUpdate, now_rfc3339
 from .context import OperatorContext
+from .prelabels import push_prelabels
 from .webhooks import SECRET_HEADER, hook_path, project_secret
 
 PROJECT_ID_ANNOTATION = f"{LABEL_PREFIX}/label-studio-project-id"
@@ -340,10 +343,14 @@ def sync_project(
         _annotator_status(s) for s in annotators.score_annotators(votes, spec.annotators.routing)
     ]
     out.status["agreement"] = annotators.mean_agreement(votes)
+    out.status["taskAgreement"] = _agreement_status(annotators.agreement_summary(votes))
     _review(ls, project_id, spec, tasks=tasks, schema=schema, out=out)
 
     if spec.training is not None:
         _maybe_start_round(context, owner, spec, state=state, counts=counts, out=out)
+    push_prelabels(
+        ls, context, owner, spec, project_id=project_id, tasks=tasks, prior=prior, out=out
+    )
     return out
 
 
@@ -393,6 +400,19 @@ def _review(
         out.status["disagreementCount"] = len(found)
         views.append(routing.ViewSpec(routing.REVIEW_VIEW, consistency.review_filter(found)))
     ensure_views(ls, project_id, views)
+
+
+def _agreement_status(summary: annotators.AgreementSummary) -> dict[str, Any]:
+    return {
+        "tasks": summary.tasks,
+        "unanimous": summary.unanimous,
+        "majority": summary.majority,
+        "split": summary.split,
+        "lowest": [
+            {"taskId": t.task_id, "agreement": t.agreement, "annotators": t.annotators}
+            for t in summary.lowest
+        ],
+    }
 
 
 def _annotator_status(score: annotators.AnnotatorScore) -> dict[str, Any]:
