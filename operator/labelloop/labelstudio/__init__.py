@@ -1,23 +1,52 @@
-"""The one place where labelloop talks to Label Studio (over label-studio-sdk)."""
+"""The one place where labelloop talks to Label Studio (over label-studio-sdk).
 
-from labelloop.labelstudio.client import LabelStudioClient
-from labelloop.labelstudio.errors import (
-    LabelConfigRejected,
-    LabelStudioAuthError,
-    LabelStudioError,
-    LabelStudioNotFound,
-    LabelStudioRequestError,
-    LabelStudioUnreachable,
-)
-from labelloop.labelstudio.models import (
-    Annotation,
-    MLBackend,
-    Prediction,
-    Project,
-    Task,
-    View,
-    Webhook,
-)
+The names below load on first use: label-studio-sdk (and the pandas it imports) take seconds
+to import, and the trainer and the prelabel server, which only need `labelconfig`, should not
+pay that at every start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labelloop.labelstudio.client import LabelStudioClient
+    from labelloop.labelstudio.errors import (
+        LabelConfigRejected,
+        LabelStudioAuthError,
+        LabelStudioError,
+        LabelStudioNotFound,
+        LabelStudioRequestError,
+        LabelStudioUnreachable,
+    )
+    from labelloop.labelstudio.models import (
+        Annotation,
+        MLBackend,
+        Prediction,
+        Project,
+        Task,
+        View,
+        Webhook,
+    )
+
+_HOMES = {
+    "LabelStudioClient": "client",
+    **dict.fromkeys(
+        (
+            "LabelConfigRejected",
+            "LabelStudioAuthError",
+            "LabelStudioError",
+            "LabelStudioNotFound",
+            "LabelStudioRequestError",
+            "LabelStudioUnreachable",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(
+        ("Annotation", "MLBackend", "Prediction", "Project", "Task", "View", "Webhook"), "models"
+    ),
+}
 
 __all__ = [
     "Annotation",
@@ -35,3 +64,10 @@ __all__ = [
     "View",
     "Webhook",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
