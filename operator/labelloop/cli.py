@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .controllers.context import OperatorConfig
 
@@ -46,6 +47,107 @@ def _operator(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .api.manifests import ManifestError
+    from .local import manifests as local_manifests
+    from .local.runner import LocalRunner, RunnerError, RunnerOptions
+    from .local.volumes import VolumeError, Volumes, parse_volume
+
+    try:
+        found = local_manifests.load(args.f)
+        for note in found.notes:
+            print(note)
+        project = found.project(args.project)
+        work_dir = (args.work_dir or Path(".labelloop") / project.name).resolve()
+        volumes = Volumes(work_dir / "volumes", dict(parse_volume(v) for v in args.volume))
+        runner = LocalRunner(project, found, RunnerOptions(work_dir=work_dir, volumes=volumes))
+        runner.run(poll_s=args.poll)
+    except (ManifestError, VolumeError, RunnerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .local.demo import DemoError, DemoSettings, run_demo
+
+    settings = DemoSettings(
+        data=args.data,
+        text_field=args.text_field,
+        label_field=args.label_field,
+        annotator_accuracy=args.annotator_accuracy,
+        rounds=args.rounds,
+        batch=args.batch,
+        seed=args.seed,
+        work_dir=args.work_dir.resolve(),
+        report_dir=args.report_dir.resolve(),
+    )
+    try:
+        run_demo(settings)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_local_commands(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="run an AnnotationProject's loop on this machine from its manifests"
+    )
+    run.add_argument(
+        "-f", type=Path, required=True, metavar="DIR", help="directory of YAML manifests"
+    )
+    run.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where Label Studio's data, model versions and logs go (default .labelloop/PROJECT)",
+    )
+    run.add_argument("--project", help="the AnnotationProject to run, when DIR holds several")
+    run.add_argument(
+        "--volume",
+        action="append",
+        default=[],
+        metavar="CLAIM=DIR",
+        help="the directory of a pvc://CLAIM/... URI (repeatable; default WORK_DIR/volumes/CLAIM)",
+    )
+    run.add_argument("--poll", type=float, default=5.0, help="seconds between passes (default 5)")
+    run.set_defaults(run=_run)
+
+    from .local.demo import DEFAULTS
+
+    demo = commands.add_parser(
+        "demo", help="the whole loop on DynaSent R1 with simulated annotators, and a report"
+    )
+    demo.add_argument(
+        "--data",
+        type=Path,
+        help="DynaSent-format JSONL (default ../shared/data/dynasent-r1/dynasent-r1-dev.jsonl), "
+        "or a plain JSONL/CSV with --text-field and --label-field",
+    )
+    demo.add_argument("--text-field", help="field of the text in a plain file")
+    demo.add_argument("--label-field", help="field of the gold label in a plain file")
+    demo.add_argument(
+        "--annotator-accuracy",
+        type=float,
+        default=DEFAULTS.annotator_accuracy,
+        help="plain file: how often a simulated annotator gives the gold label "
+        f"(default {DEFAULTS.annotator_accuracy})",
+    )
+    demo.add_argument(
+        "--rounds", type=int, default=DEFAULTS.rounds, help=f"training rounds ({DEFAULTS.rounds})"
+    )
+    demo.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULTS.batch,
+        help=f"annotations per round, which start the next round ({DEFAULTS.batch})",
+    )
+    demo.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    demo.add_argument("--work-dir", type=Path, default=DEFAULTS.work_dir)
+    demo.add_argument("--report-dir", type=Path, default=DEFAULTS.report_dir)
+    demo.set_defaults(run=_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=["json", "plain"], default="json", help="log format (default json)"
     )
     operator.set_defaults(run=_operator)
+    _add_local_commands(commands)
     return parser
 
 

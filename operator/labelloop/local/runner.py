@@ -1,0 +1,597 @@
+"""`labelloop run`: one AnnotationProject's loop on this machine, decided by `labelloop.loop`.
+
+Each `step()` is one reconcile, like the operator's, over what Label Studio holds right now:
+
+1. count the annotations (`loop.counting`); when `loop.trigger` says a round starts, build its
+   FineTuneJob exactly as the operator does (`resources.rounds`), turn it into the trainer's
+   job file (`resources.training.job_file`: the trainer exports the project's annotations up to
+   the round's cut-off itself) and run the trainer as a local process;
+2. pick the version to serve (`loop.promotion`: with `autoPromote`, the newest round that
+   passed its gate) and take one rollout step (`loop.rollout.plan_rollout`), observing each
+   version's server (`GET /health` for readiness, `acceptance` for prelabel accuracy); a
+   server process stands for a Deployment, so a version the plan gives replicas runs and a
+   version at zero replicas is stopped, its directory kept for rollback;
+3. register the serving version as the project's ML backend, ask it for the unlabelled tasks'
+   prelabels, import them in bulk and order the queue (`loop.active_learning`).
+
+Before any fine-tuned version is active, the zero-shot server of the base model serves
+(round 0). Training blocks a step: annotators keep working in Label Studio meanwhile, and the
+next step counts what they did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB
+from ..api.finetunejob import FineTuneJobSpec
+from ..controllers.project_sync import ensure_project, import_tasks, parse_source
+from ..labelstudio import LabelStudioClient, Task
+from ..labelstudio.labelconfig import LabelSchema, parse_label_config
+from ..labelstudio.ml_backend import MLBackendClient
+from ..loop import active_learning, counting, importing, promotion, trigger
+from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
+from ..resources.common import Owner
+from ..resources.rounds import build_round_job
+from ..resources.training import LabelStudioExport, TrainingInputs, job_file
+from . import acceptance, snapshot
+from .labelstudio_server import LabelStudioServer, free_port
+from .manifests import LocalManifests, Project
+from .processes import PrelabelServer, ProgressEvent, TrainingFailed, run_trainer
+from .volumes import Volumes
+
+TOKEN_ENV = "LABEL_STUDIO_API_KEY"
+BACKEND_TITLE = "labelloop"
+IMPORT_CHUNK = 1000
+JSON = dict[str, Any]
+Say = Callable[[str], None]
+
+
+class RunnerError(RuntimeError):
+    """The run cannot go on; the message says what to change."""
+
+
+@dataclass
+class RoundRecord:
+    """One training round: the FineTuneJob's identity and, once it ran, its status."""
+
+    round: int
+    job: str
+    cutoff: int
+    started: str
+    phase: str = "Running"
+    model_version: str | None = None
+    artifact_uri: str | None = None
+    completion_time: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    promotion: dict[str, Any] | None = None
+    dataset_count: int | None = None
+    seconds: float | None = None
+    message: str | None = None
+
+    def as_job(self, project: str) -> JSON:
+        """The FineTuneJob object `loop.promotion` reads."""
+        status: JSON = {"phase": self.phase, "completionTime": self.completion_time}
+        if self.model_version and self.artifact_uri:
+            status |= {"modelVersion": self.model_version, "artifactUri": self.artifact_uri}
+        if self.promotion is not None:
+            status["promotion"] = self.promotion
+        return {
+            "metadata": {"name": self.job},
+            "spec": {"annotationProjectRef": {"name": project, "round": self.round}},
+            "status": status,
+        }
+
+
+@dataclass
+class RunState:
+    """What a run keeps in `<work dir>/state.json`, so that a second run goes on from it."""
+
+    project_uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    project_id: int | None = None
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+    def round_state(self) -> trigger.RoundState:
+        if not self.rounds:
+            return trigger.RoundState(0, 0, None)
+        last = self.rounds[-1]
+        started = datetime.fromisoformat(last.started)
+        return trigger.RoundState(len(self.rounds), last.cutoff, started, last.job)
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text())
+        rounds = [RoundRecord(**r) for r in raw.pop("rounds", [])]
+        return cls(**raw, rounds=rounds)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    work_dir: Path
+    volumes: Volumes
+    predict_chunk: int = 256
+    """Tasks per `/predict` request."""
+    seed: int = 0
+    """Seed of the `random` active-learning order."""
+
+
+@dataclass
+class PrelabelPass:
+    """The serving version's prelabels of the unlabelled tasks, and the queue they give."""
+
+    version: str
+    predictions: dict[int, JSON]
+    queue: list[int]
+    predicted: int
+    """Tasks sent to `/predict` in this pass (the others had a prelabel of this version)."""
+    seconds: float
+
+
+@dataclass
+class StepOutcome:
+    counts: counting.Tally
+    trained: RoundRecord | None
+    rollout: str
+    settled: bool
+    """No rollout under way, and the serving version's prelabels are in."""
+    prelabels: PrelabelPass | None
+
+
+class LocalRunner:
+    """The loop of one project. `start()`, then `step()` as often as wanted, then `close()`."""
+
+    def __init__(
+        self,
+        project: Project,
+        manifests: LocalManifests,
+        options: RunnerOptions,
+        *,
+        say: Say = print,
+        on_train_event: Callable[[ProgressEvent], None] = lambda _: None,
+    ) -> None:
+        self.project = project
+        self.manifests = manifests
+        self.options = options
+        self.say = say
+        self.on_train_event = on_train_event
+        self.schema: LabelSchema = parse_label_config(project.spec.project.label_config)
+        self.work_dir = options.work_dir
+        self.state_path = self.work_dir / "state.json"
+        self.state = RunState.load(self.state_path)
+        self.label_studio: LabelStudioServer | None = None
+        self._ls: LabelStudioClient | None = None
+        self._token = ""
+        self.rollout_state = RolloutState()
+        self.plan: Plan | None = None
+        self.servers: dict[str, PrelabelServer] = {}
+        self.zero_shot: PrelabelServer | None = None
+        self.last_pass: PrelabelPass | None = None
+        self._predictions: dict[str, dict[int, JSON]] = {}
+        self._backend_url: str | None = None
+        self._check_paths()
+
+    # -- set-up and tear-down -----------------------------------------------------------------
+
+    @property
+    def ls(self) -> LabelStudioClient:
+        if self._ls is None:
+            raise RunnerError("the runner is not started")
+        return self._ls
+
+    @property
+    def project_id(self) -> int:
+        assert self.state.project_id is not None
+        return self.state.project_id
+
+    def start(self) -> None:
+        """Label Studio (started when managed), the project, its tasks, round 0's server."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self._needs_zero_shot():
+            self._start_zero_shot()  # it loads its model while Label Studio starts
+        url = self._start_label_studio()
+        self._ls = LabelStudioClient(url, self._token)
+        self.ls.health()
+        self.state.project_id = ensure_project(
+            self.ls, self.project.spec, self.state.project_id, self._record_project
+        )
+        self._save()
+        self.say(f"Label Studio project {self.project_id} at {url}/projects/{self.project_id}")
+        self._import_tasks()
+
+    def close(self) -> None:
+        """Stop everything this runner started."""
+        for server in self.servers.values():
+            server.stop()
+        if self.zero_shot is not None:
+            self.zero_shot.stop()
+        if self._ls is not None:
+            self._ls.close()
+        if self.label_studio is not None:
+            self.label_studio.stop()
+
+    def __enter__(self) -> LocalRunner:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _check_paths(self) -> None:
+        """Every volume URI placed on this machine, before anything starts."""
+        training = self.project.spec.training
+        if training is not None:
+            where = "spec.training.template"
+            self.options.volumes.path(training.template.base_model.uri, f"{where}.baseModel.uri")
+            self.options.volumes.path(training.template.output.uri, f"{where}.output.uri")
+        service = self.project.service
+        if service is not None and service.model.uri is not None:
+            self.options.volumes.path(service.model.uri, "PrelabelService spec.model.uri")
+
+    def _start_label_studio(self) -> str:
+        source = self.project.spec.label_studio
+        if source.external is not None:
+            self._token = self._external_token()
+            return source.external.url
+        directory = self.work_dir / "label-studio"
+        directory.mkdir(parents=True, exist_ok=True)
+        credentials = directory / "credentials.json"
+        if credentials.exists():
+            saved = json.loads(credentials.read_text())
+        else:
+            saved = {"password": secrets.token_urlsafe(16), "token": secrets.token_hex(20)}
+            credentials.touch(mode=0o600)
+            credentials.write_text(json.dumps(saved))
+        self.label_studio = LabelStudioServer(
+            data_dir=directory / "data",
+            log_path=directory / "server.log",
+            port=free_port(),
+            password=saved["password"],
+            token=saved["token"],
+        )
+        self.say(f"starting Label Studio (log {self.label_studio.log_path}) …")
+        self.label_studio.start()
+        self.say(f"Label Studio up in {self.label_studio.last_start_s:.0f} s")
+        self._token = self.label_studio.token
+        return self.label_studio.url
+
+    def _external_token(self) -> str:
+        ref = self.project.spec.credentials_secret_ref
+        secret = self.manifests.secrets.get(ref.name)
+        if secret is not None and secret.get(ref.key):
+            return secret[ref.key].strip()
+        from_env = os.environ.get(TOKEN_ENV, "").strip()
+        if from_env:
+            return from_env
+        raise RunnerError(
+            f"spec.credentialsSecretRef: no Secret {ref.name!r} with key {ref.key!r} in the "
+            f"manifests, and ${TOKEN_ENV} is not set: give the Label Studio token either way"
+        )
+
+    def _record_project(self, project_id: int) -> None:
+        self.state.project_id = project_id
+        self._save()
+
+    def _save(self) -> None:
+        self.state.save(self.state_path)
+
+    def _import_tasks(self) -> None:
+        data = self.project.spec.data
+        if data is None:
+            return
+        parsed = parse_source(data, self.schema, self.manifests.config_maps.get)
+        present = counting.tally(self.ls.iter_tasks(self.project_id), self.schema, 0).keys
+        sent = import_tasks(self.ls, self.project_id, parsed, present)
+        problems = f"; {message}" if (message := importing.describe(parsed)) else ""
+        self.say(f"imported {sent} new task(s), {len(parsed.rows) - sent} present{problems}")
+
+    # -- one pass -------------------------------------------------------------------------------
+
+    def step(self) -> StepOutcome:
+        """One reconcile: count, maybe train, one rollout step, prelabels."""
+        tasks = list(self.ls.iter_tasks(self.project_id))
+        state = self.state.round_state()
+        counts = counting.tally(tasks, self.schema, state.cutoff)
+        trained = None
+        training = self.project.spec.training
+        if training is not None:
+            rule = training.trigger
+            decision = trigger.decide(
+                counts.since_last_training,
+                rule.new_annotations,
+                rule.min_interval_seconds,
+                state,
+                datetime.now(UTC),
+            )
+            if decision.start:
+                trained = self._train_round(state, counts.last_annotation_id, decision.reason)
+                tasks = list(self.ls.iter_tasks(self.project_id))
+        message, rolling = self._rollout(tasks)
+        prelabels = None
+        serving = self._serving()
+        if serving is not None:
+            self._ensure_backend(serving)
+            prelabels = self._prelabel(tasks, serving)
+        settled = not rolling and serving is not None and prelabels is not None
+        return StepOutcome(counts, trained, message, settled, prelabels)
+
+    def settle(self, timeout_s: float = 900.0, interval_s: float = 0.5) -> StepOutcome:
+        """Step until no rollout is under way and the serving version's prelabels are in."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            outcome = self.step()
+            if outcome.settled or self.project.service is None:
+                return outcome
+            if time.monotonic() > deadline:
+                raise RunnerError(f"no steady state within {timeout_s:.0f} s: {outcome.rollout}")
+            time.sleep(interval_s)
+
+    def run(self, poll_s: float = 5.0) -> None:
+        """Step until interrupted (Ctrl-C), then stop everything that was started."""
+        try:
+            self.start()
+            self.say("running; Ctrl-C stops")
+            last = ""
+            while True:
+                outcome = self.step()
+                line = (
+                    f"{outcome.counts.annotations} annotation(s), "
+                    f"{outcome.counts.since_last_training} since the last round; {outcome.rollout}"
+                )
+                if line != last:
+                    self.say(line)
+                    last = line
+                time.sleep(poll_s if outcome.settled else 1.0)
+        except KeyboardInterrupt:
+            self.say("stopping")
+        finally:
+            self.close()
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def _train_round(self, state: trigger.RoundState, cutoff: int, why: str) -> RoundRecord:
+        training = self.project.spec.training
+        assert training is not None
+        number = state.rounds + 1
+        name = trigger.round_job_name(self.project.name, number)
+        record = RoundRecord(number, name, cutoff, datetime.now(UTC).isoformat())
+        self.state.rounds.append(record)
+        self._save()
+        self.say(f"round {number}: FineTuneJob {name} ({why})")
+        project = Owner(
+            ANNOTATION_PROJECT.kind,
+            self.project.name,
+            self.project.namespace,
+            self.state.project_uid,
+        )
+        manifest = build_round_job(project, name, number, cutoff, training.template)
+        spec = FineTuneJobSpec.model_validate(manifest["spec"])
+        owner = Owner(FINE_TUNE_JOB.kind, name, self.project.namespace, str(uuid.uuid4()))
+        export = LabelStudioExport(
+            self.ls.url, self.project_id, cutoff, self.project.spec.credentials_secret_ref
+        )
+        job = job_file(TrainingInputs(owner, spec, image=spec.image or "local", export=export))
+        volumes = self.options.volumes
+        job["baseModelDir"] = str(volumes.path(spec.base_model.uri, "baseModel.uri"))
+        job["outputDir"] = str(volumes.path(spec.output.uri, "output.uri"))
+        round_dir = self.work_dir / "rounds" / name
+        data_file = round_dir / "dataset.jsonl"
+        tasks = list(self.ls.iter_tasks(self.project_id))
+        snapshot.write_snapshot(tasks, self.schema, cutoff, data_file)
+        job["dataset"] = snapshot.dataset(
+            data_file, self.schema, self.project.spec.project.label_config
+        )
+        active = self._active_dir()
+        if active is not None:
+            job["previousVersionDir"] = str(active)
+        began = time.monotonic()
+        try:
+            result = run_trainer(
+                job,
+                round_dir,
+                secret_env={TOKEN_ENV: self._token},
+                on_event=self.on_train_event,
+            )
+        except TrainingFailed as exc:
+            record.phase, record.message = "Failed", str(exc)
+            record.completion_time = datetime.now(UTC).isoformat()
+            record.seconds = round(time.monotonic() - began, 1)
+            self._save()
+            self.say(f"round {number} failed: {exc}")
+            return record
+        record.phase = "Succeeded"
+        record.model_version = str(result["modelVersion"])
+        record.artifact_uri = str(result["artifactUri"])
+        record.metrics = dict(result.get("metrics") or {})
+        record.promotion = result.get("promotion")
+        record.dataset_count = int((result.get("dataset") or {}).get("count") or 0)
+        record.completion_time = datetime.now(UTC).isoformat()
+        record.seconds = round(time.monotonic() - began, 1)
+        self._save()
+        gate = record.promotion or {"passed": True, "reason": "no gate"}
+        verdict = "passed" if gate.get("passed", True) else "failed"
+        f1 = record.metrics.get("macro_f1")
+        self.say(
+            f"round {number}: version {record.model_version} on {record.dataset_count} "
+            f"example(s), macro-F1 {f1 if f1 is None else round(f1, 3)}, gate {verdict}"
+            f" ({gate.get('reason', '')})"
+        )
+        return record
+
+    def _active_dir(self) -> Path | None:
+        active = self.rollout_state.get(self.rollout_state.active or "")
+        return None if active is None else self.options.volumes.path(active.uri, "artifactUri")
+
+    # -- rollout ----------------------------------------------------------------------------------
+
+    def _target(self) -> Target | None:
+        """The version the PrelabelService asks for now, as the operator would choose it."""
+        service = self.project.service
+        assert service is not None
+        jobs = [r.as_job(self.project.name) for r in self.state.rounds]
+        if service.auto_promote:
+            return promotion.newest_promotable(jobs, self.project.name)
+        if service.model.fine_tune_job_ref is not None:
+            wanted = service.model.fine_tune_job_ref.name
+            job = next((j for j in jobs if j["metadata"]["name"] == wanted), None)
+            return None if job is None else promotion.succeeded_version(job)
+        assert service.model.version is not None and service.model.uri is not None
+        return Target(service.model.version, service.model.uri)
+
+    def _rollout(self, tasks: list[Task]) -> tuple[str, bool]:
+        """One rollout step; (what it says, whether a rollout is under way)."""
+        service = self.project.service
+        if service is None:
+            return "no PrelabelService", False
+        target = self._target()
+        if target is None:
+            return "no version to serve yet: zero-shot prelabels (round 0)", False
+        measured = acceptance.by_version(tasks, self.schema)
+        observed = {
+            version: Observed(
+                ready_replicas=service.replicas if server.healthy() else 0,
+                prelabel_accuracy=measured.get(version, acceptance.Acceptance()).accuracy(),
+            )
+            for version, server in self.servers.items()
+        }
+        plan = plan_rollout(
+            rollout=service.rollout,
+            replicas=service.replicas,
+            history_limit=service.revision_history_limit,
+            current=self.rollout_state,
+            target=target,
+            observed=observed,
+            now=datetime.now(UTC),
+        )
+        self.rollout_state, self.plan = plan.state, plan
+        for reason, message in plan.events:
+            self.say(f"{reason}: {message}")
+        for version, replicas in plan.replicas.items():
+            server = self.servers.get(version)
+            if replicas > 0 and (server is None or not server.running):
+                self._start_version(version)
+            elif replicas == 0 and server is not None and server.running:
+                server.stop()
+        for version in plan.retired:
+            gone = self.servers.pop(version, None)
+            if gone is not None:
+                gone.stop()
+        if self.rollout_state.active is not None and self.zero_shot is not None:
+            self.zero_shot.stop()
+            self.zero_shot = None
+        return plan.message, plan.health == "reconciling"
+
+    def _start_version(self, version: str) -> None:
+        known = self.rollout_state.get(version)
+        assert known is not None
+        directory = self.options.volumes.path(known.uri, "artifactUri")
+        server = self.servers.get(version) or PrelabelServer.for_version(
+            version, directory, self.work_dir / "logs"
+        )
+        self.servers[version] = server
+        server.start()
+
+    def _needs_zero_shot(self) -> bool:
+        return (
+            self.project.service is not None
+            and self.project.spec.training is not None
+            and self.rollout_state.active is None
+        )
+
+    def _start_zero_shot(self) -> None:
+        training = self.project.spec.training
+        assert training is not None
+        base = self.options.volumes.path(training.template.base_model.uri, "baseModel.uri")
+        self.zero_shot = PrelabelServer.zero_shot(base, self.work_dir / "logs")
+        self.zero_shot.start()
+
+    def _serving(self) -> PrelabelServer | None:
+        """The healthy server whose prelabels annotators get now."""
+        plan, state = self.plan, self.rollout_state
+        wanted: list[PrelabelServer | None] = []
+        if plan is not None and plan.serve_all_versions and state.target is not None:
+            wanted.append(self.servers.get(state.target))  # the canary
+        if state.active is not None:
+            wanted.append(self.servers.get(state.active))
+        else:
+            wanted.append(self.zero_shot)
+        for server in wanted:
+            if server is not None and server.healthy():
+                return server
+        return None
+
+    # -- prelabels --------------------------------------------------------------------------------
+
+    def _ensure_backend(self, server: PrelabelServer) -> None:
+        """The serving version's server as the project's ML backend (one, titled ours)."""
+        assert server.url is not None
+        if self._backend_url == server.url:
+            return
+        ours = [b for b in self.ls.list_ml_backends(self.project_id) if b.title == BACKEND_TITLE]
+        if not ours:
+            self.ls.create_ml_backend(self.project_id, server.url, BACKEND_TITLE)
+        elif ours[0].url != server.url:
+            self.ls.update_ml_backend(ours[0].id, self.project_id, url=server.url)
+        self._backend_url = server.url
+
+    def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass:
+        """Prelabels of the serving version for every unlabelled task, and the queue."""
+        assert server.url is not None
+        began = time.monotonic()
+        unlabelled = [t for t in tasks if not any(counting.counted(a) for a in t.annotations)]
+        with MLBackendClient(server.url) as backend:
+            version = backend.model_version()
+            cache = self._predictions.setdefault(version, {})
+            todo = [t for t in unlabelled if t.id not in cache]
+            for start in range(0, len(todo), self.options.predict_chunk):
+                chunk = todo[start : start + self.options.predict_chunk]
+                answers = backend.predict(
+                    [{"id": t.id, "data": t.data} for t in chunk],
+                    self.project.spec.project.label_config,
+                    self.project_id,
+                )
+                cache.update({t.id: a for t, a in zip(chunk, answers, strict=True)})
+        stored = {
+            t.id for t in unlabelled if any(p.model_version == version for p in t.predictions)
+        }
+        new = [
+            {"task": t.id, **cache[t.id]}
+            for t in unlabelled
+            if t.id not in stored and t.id in cache
+        ]
+        for start in range(0, len(new), IMPORT_CHUNK):
+            self.ls.import_predictions(self.project_id, new[start : start + IMPORT_CHUNK])
+        predictions = {t.id: cache[t.id] for t in unlabelled}
+        queue = self._queue(predictions)
+        if todo:
+            self.say(f"prelabelled {len(todo)} task(s) with {version}")
+        self.last_pass = PrelabelPass(
+            version, predictions, queue, len(todo), round(time.monotonic() - began, 1)
+        )
+        return self.last_pass
+
+    def _queue(self, predictions: Mapping[int, JSON]) -> list[int]:
+        service = self.project.spec.prelabel
+        assert service is not None
+        order = service.active_learning
+        candidates = [
+            active_learning.Candidate(
+                task_id, float(p.get("score") or 0.0), p.get("probabilities") or None
+            )
+            for task_id, p in predictions.items()
+        ]
+        return active_learning.next_batch(
+            candidates, order.strategy, order.batch_size, self.options.seed
+        )
