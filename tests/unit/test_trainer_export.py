@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from labelloop.labelstudio import Task
 from labelloop.labelstudio.labelconfig import Span, build_result, parse_label_config
+from labelloop_trainer.config import Source, label_studio_source
+from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.export import Answer, choose, resolve
 
 SINGLE = parse_label_config(
@@ -115,3 +118,30 @@ def test_ner_spans_are_one_answer_per_annotation() -> None:
         {"start": 0, "end": 4, "label": "NAME"},
         {"start": 13, "end": 17, "label": "CITY"},
     ]
+
+
+SOURCE_ERRORS: list[tuple[Any, str]] = [
+    ("http://ls", "dataset.labelStudio: expected an object"),
+    ({"projectId": 7}, "dataset.labelStudio.url: expected a non-empty string"),
+    ({"url": "http://ls", "projectId": "7"}, "dataset.labelStudio.projectId: expected an integer"),
+    (
+        {"url": "http://ls", "projectId": 7, "lastAnnotationId": 1.5},
+        "dataset.labelStudio.lastAnnotationId: expected an integer",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), SOURCE_ERRORS)
+def test_a_bad_label_studio_dataset_names_the_field(raw: Any, message: str) -> None:
+    with pytest.raises(BadInputError, match=re.escape(message)):
+        label_studio_source(raw)
+
+
+def test_the_label_studio_dataset_of_the_operators_job_file() -> None:
+    raw = {"url": "http://ls.ml.svc:8080", "projectId": 7, "lastAnnotationId": None}
+    assert label_studio_source(raw) == Source("http://ls.ml.svc:8080", 7, None)
+    assert Source("http://ls", 7, 12).to_json() == {
+        "url": "http://ls",
+        "projectId": 7,
+        "lastAnnotationId": 12,
+    }
