@@ -31,7 +31,7 @@ from labelloop_trainer.config import Source
 from labelloop_trainer.export import materialise
 from paths import SHARED_DATA
 from trainer.operator_job import run_job_locally
-from trainer.support import build_tiny_model
+from trainer.support import build_tiny_model, fast_flags
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.trainer]
 
@@ -150,6 +150,16 @@ def test_export_holds_exactly_the_annotations_up_to_the_cutoff(
     assert manifest["skippedAnnotations"] == {"after_cutoff": TASKS - CUT_AFTER + 2}
     digest = hashlib.sha256(output.read_bytes()).hexdigest()
     assert manifest["hash"] == f"sha256:{digest}"
+
+    # `train --data` takes the label config and the source from the manifest.
+    models = tmp_path / "models"
+    args = ["train", "--data", str(output), "--epochs", "1", "--model-version", "v1"]
+    assert main([*args, *fast_flags(build_tiny_model(), models)]) == 0
+    assert capsys.readouterr().out.strip() == str(models / "v1")
+    trained = json.loads((models / "v1" / "dataset.json").read_text(encoding="utf-8"))
+    assert trained["source"]["labelStudio"]["lastAnnotationId"] == annotated.cutoff
+    assert trained["source"]["exportHash"] == manifest["hash"]
+    assert trained["labels"] == list(SCHEMA.labels) and trained["count"] == CUT_AFTER
 
     everything = tmp_path / "all.jsonl"
     code, _, err = export(capsys, monkeypatch, annotated, everything)

@@ -66,7 +66,11 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--label-field", help="field holding the label(s) or spans")
     train.add_argument("--task-type", default="single-label", help="single-label|multi-label|ner")
     train.add_argument("--labels", type=_names, help="allowed labels, comma-separated")
-    train.add_argument("--label-config", type=Path, help="Label Studio label config XML file")
+    train.add_argument(
+        "--label-config",
+        type=Path,
+        help="Label Studio label config XML file (default for an export: its manifest's)",
+    )
     train.add_argument("--base-model", type=Path, help="local directory of the base model")
     train.add_argument("--output", type=Path, help="directory that holds the versions")
     train.add_argument("--model-version", help="version name (default: derived from the data)")
@@ -123,11 +127,15 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
     task_type = cfgmod.parse_task_type(args.task_type)
     labels = args.labels
     text_default, label_default = DEFAULT_FIELDS[task_type]
+    xml, source = None, None
     if args.label_config is not None:
         try:
             xml = args.label_config.read_text(encoding="utf-8")
         except OSError as err:
             raise BadInputError(f"--label-config: cannot read {args.label_config}") from err
+    else:
+        xml, source = _export_manifest(args.data)
+    if xml is not None:
         task_type, text_default, labels = cfgmod.label_schema_settings(xml)
         label_default = DEFAULT_FIELDS[task_type][1]
     promotion = None
@@ -143,6 +151,7 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
                 label_field=args.label_field or label_default,
                 task_type=task_type,
                 labels=labels,
+                source=source,
             ),
             base_model_dir=args.base_model,
             output_dir=args.output,
@@ -169,6 +178,17 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
             previous_version_dir=args.previous,
         )
     )
+
+
+def _export_manifest(data: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """The label config and source of an `export` file, from the manifest beside it."""
+    from labelloop_trainer.export import dataset_source, manifest_path
+
+    try:
+        manifest = json.loads(manifest_path(data).read_text(encoding="utf-8"))
+        return str(manifest["labelConfig"]), dataset_source(manifest, data)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None, None  # not an export's file
 
 
 def run_train(cfg: TrainConfig) -> Path | None:

@@ -277,11 +277,18 @@ def materialise(source: Source, work_dir: Path) -> dict[str, Any]:
         "labelConfig": manifest["labelConfig"],
         "textField": manifest["textField"],
         "labelField": manifest["labelField"],
-        "source": {
-            "labelStudio": {**source.to_json(), "lastAnnotationId": manifest["lastAnnotationId"]},
-            "export": str(dataset),
-            "exportHash": manifest["hash"],
-        },
+        "source": dataset_source(manifest, dataset),
+    }
+
+
+def dataset_source(manifest: Mapping[str, Any], dataset: Path) -> dict[str, Any]:
+    """What a version trained on an export records as its `dataset.json` source: the
+    project and the cut-off (the newest annotation included when none was given)."""
+    project = manifest["source"]["labelStudio"]
+    return {
+        "labelStudio": {**project, "lastAnnotationId": manifest["lastAnnotationId"]},
+        "export": str(dataset),
+        "exportHash": manifest["hash"],
     }
 
 
