@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -429,7 +430,6 @@ def test_prelabels_pushed_in_active_learning_order_once_per_task(
             "rollout": {"strategy": "BlueGreen"},
         },
     }
-    apply(kube, ns, service)
     prelabel = {
         "serviceRef": {"name": "pl"},
         "url": prelabel_server,  # Label Studio and the operator both run on this machine
@@ -440,10 +440,16 @@ def test_prelabels_pushed_in_active_learning_order_once_per_task(
     manifest["spec"]["prelabel"] = prelabel
     apply(kube, ns, manifest)
 
-    # The PrelabelService's pods are kwok's and serve nothing; its active version is what
-    # the project's predictions must carry, and the local server serves that version.
     status = eventually(lambda: synced(kube, "ranked", ns, tasks=12), "project", 90)
     project_id = status["labelStudio"]["projectId"]
+    waiting = condition(status, "PrelabelsPushed")
+    assert (waiting["status"], waiting["reason"]) == ("False", "WaitingForModel")
+    assert waiting["message"] == "PrelabelService pl not found"
+    assert ls.list_ml_backends(project_id) == []
+
+    # The PrelabelService's pods are kwok's and serve nothing; its active version is what
+    # the project's predictions must carry, and the local server serves that version.
+    apply(kube, ns, service)
     done = eventually(
         lambda: prelabels_of(kube, "ranked", ns, predictedTasks=12, pendingTasks=0),
         "every task prelabelled",
@@ -497,3 +503,26 @@ def test_prelabels_pushed_in_active_learning_order_once_per_task(
     assert len(tasks) == 14
     assert all(len(t.predictions) == 1 for t in tasks)
     assert [b.id for b in ls.list_ml_backends(project_id)] == [backend.id]
+
+    # The prelabel server moved away: a condition and an Event, and the rest of the pass
+    # stands (the new task is counted, the project stays Ready).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    manifest["spec"]["prelabel"]["url"] = gone
+    manifest["spec"]["data"] = {"inline": [*sentences, *reviews(15)[14:]]}
+    apply(kube, ns, manifest)
+
+    def refused() -> dict[str, Any] | None:
+        s = synced(kube, "ranked", ns, tasks=15)
+        return s if s and condition(s, "PrelabelsPushed").get("status") == "False" else None
+
+    status = eventually(refused, "the prelabel failure reported")
+    failed = condition(status, "PrelabelsPushed")
+    assert failed["reason"] == "MLBackendRefused" and gone in failed["message"]
+    assert f"ML backend at {gone}/predict: no answer" in failed["message"]
+    assert status["prelabels"]["pendingTasks"] == 1
+    assert any(
+        e["reason"] == "MLBackendRefused" and e["involvedObject"]["name"] == "ranked"
+        for e in items(kube, "events", ns)
+    )

@@ -114,7 +114,8 @@ def push_prelabels(
         lastBatch=chosen[:LISTED] if chosen else list(before.get("lastBatch") or [])[:LISTED],
     )
     if failures:
-        reason, message = failures[0]
+        reason = failures[0][0]
+        message = "; ".join(m for _, m in failures)
         out.conditions.append(ConditionUpdate(CONDITION, "False", reason, message))
         if _condition_reason(prior) != reason:
             out.warnings.append((reason, message))
@@ -161,8 +162,12 @@ def _answers_for(
                 known.update({t.id: a for t, a in zip(chunk, answers, strict=True)})
                 with _answers_guard:
                     _answers[uid] = (key, dict(known))
+    # Tasks labelled or predicted meanwhile are no longer pending: their answers go.
     wanted = {t.id for t in pending}
-    return {task_id: a for task_id, a in known.items() if task_id in wanted}
+    kept = {task_id: a for task_id, a in known.items() if task_id in wanted}
+    with _answers_guard:
+        _answers[uid] = (key, dict(kept))
+    return kept
 
 
 def _forget(uid: str, task_ids: Sequence[int]) -> None:
