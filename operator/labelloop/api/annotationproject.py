@@ -277,9 +277,7 @@ class Prelabel(ApiModel):
 
     service_ref: LocalObjectReference
     """The PrelabelService whose active version prelabels this project."""
-    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = (
-        None
-    )
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
     """The address at which Label Studio and the operator reach the prelabel service, e.g.
     for an external Label Studio server outside the cluster; by default the PrelabelService's
     stable in-cluster Service URL. Label Studio wants a host name with a dot that resolves."""
