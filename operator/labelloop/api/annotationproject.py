@@ -280,7 +280,8 @@ class Prelabel(ApiModel):
     url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
     """The address at which Label Studio and the operator reach the prelabel service, e.g.
     for an external Label Studio server outside the cluster; by default the PrelabelService's
-    stable in-cluster Service URL. Label Studio wants a host name with a dot that resolves."""
+    stable in-cluster Service URL. Label Studio wants an IP address or a host name with a dot
+    that resolves."""
     active_learning: ActiveLearning = Field(default_factory=ActiveLearning)
     """Order in which tasks are prelabelled and queued."""
 

@@ -85,9 +85,9 @@ def reconcile_annotation_project(
         report(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
         return
     if spec.label_studio.managed is not None:
-        server = _reconcile_managed_server(context, owner, spec, patch)
-        if server.state != "ready":  # no project sync until the Deployment is ready
-            report(body, status, patch, server, generation)
+        waiting = _reconcile_managed_server(context, owner, spec, patch)
+        if waiting is not None:  # no project sync until the Deployment is ready
+            report(body, status, patch, waiting, generation)
             return
         url = service_url(owner)
     else:
@@ -187,7 +187,8 @@ def _known_project_id(meta: kopf.Meta, status: Mapping[str, Any]) -> int | None:
 
 def _reconcile_managed_server(
     context: OperatorContext, owner: Owner, spec: AnnotationProjectSpec, patch: kopf.Patch
-) -> Health:
+) -> Health | None:
+    """Run the server; None once its Deployment is ready for the sync, else why it is not."""
     assert spec.label_studio.managed is not None
     kube = context.kube
     inputs = LabelStudioInputs(
@@ -231,7 +232,7 @@ def _reconcile_managed_server(
         "readyReplicas": ready,
     }
     if desired and ready >= desired:
-        return Health("ready", "ServerReady", f"Label Studio ready ({ready}/{desired} replicas)")
+        return None
     return Health(
         "reconciling",
         "ServerStarting",
