@@ -11,13 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from fixtures.cluster import Cluster
 from fixtures.labelstudio import free_port
-from fixtures.operator import apply, bound_claim, condition, eventually, get, status_of
+from fixtures.operator import (
+    apply,
+    bound_claim,
+    condition,
+    eventually,
+    get,
+    service_account_kubeconfig,
+    status_of,
+)
 from labelloop_trainer.config import JobRef
 from labelloop_trainer.kube_status import GROUP, PLURAL, VERSION, StatusReporter
 from trainer.operator_job import run_job_locally
@@ -48,25 +55,6 @@ def fine_tune_job(name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def account_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as the namespace's trainer ServiceAccount."""
-    token = cluster.kubectl(
-        "create", "token", TRAINER_ACCOUNT, "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": TRAINER_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "trainer", "context": {"cluster": "local", "user": TRAINER_ACCOUNT}}],
-        "current-context": "trainer",
-    }
-    path.write_text(yaml.safe_dump(kubeconfig))
-    path.chmod(0o600)
-    return path
-
-
 def test_the_trainer_reports_live_progress_through_its_narrow_role(
     kube: Cluster, namespace: str, tmp_path: Path
 ) -> None:
@@ -75,7 +63,9 @@ def test_the_trainer_reports_live_progress_through_its_narrow_role(
     config_map = eventually(lambda: get(kube, "configmap", name, ns), "the job file ConfigMap")
     job = eventually(lambda: get(kube, "job", name, ns), "the training Job")
     eventually(lambda: get(kube, "rolebinding", TRAINER_ACCOUNT, ns), "the trainer's binding")
-    kubeconfig = account_kubeconfig(kube, ns, tmp_path / "trainer.kubeconfig")
+    kubeconfig = service_account_kubeconfig(
+        kube, TRAINER_ACCOUNT, ns, tmp_path / "trainer.kubeconfig", duration="1h"
+    )
 
     # The pod's volumes, here: the data and the base model the job file names.
     (tmp_path / "mnt" / "data").mkdir(parents=True)
