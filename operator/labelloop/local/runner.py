@@ -11,8 +11,9 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
    version's server (`GET /health` for readiness, `acceptance` for prelabel accuracy); a
    server process stands for a Deployment, so a version the plan gives replicas runs and a
    version at zero replicas is stopped, its directory kept for rollback;
-3. register the serving version as the project's ML backend, ask it for the unlabelled tasks'
-   prelabels, import them in bulk and order the queue (`loop.active_learning`).
+3. the operator's prelabel step (`loop.prelabels`): the serving version as the project's one
+   ML backend, asked about every unlabelled task without its prediction, and the most
+   informative `batchSize` answers (`loop.active_learning`) imported, once per pass.
 
 Before any fine-tuned version is active, the zero-shot server of the base model serves
 (round 0). Training blocks a step: annotators keep working in Label Studio meanwhile, and the
@@ -26,7 +27,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ from ..controllers.project_sync import ensure_project, import_tasks, parse_sourc
 from ..labelstudio import LabelStudioClient, Task
 from ..labelstudio.labelconfig import LabelSchema, parse_label_config
 from ..labelstudio.ml_backend import MLBackendClient
-from ..loop import active_learning, counting, importing, promotion, trigger
+from ..loop import active_learning, counting, importing, prelabels, promotion, trigger
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
@@ -50,7 +51,6 @@ from .processes import PrelabelServer, ProgressEvent, TrainingFailed, run_traine
 from .volumes import Volumes
 
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
-BACKEND_TITLE = "labelloop"
 IMPORT_CHUNK = 1000
 JSON = dict[str, Any]
 Say = Callable[[str], None]
@@ -123,21 +123,24 @@ class RunState:
 class RunnerOptions:
     work_dir: Path
     volumes: Volumes
-    predict_chunk: int = 256
-    """Tasks per `/predict` request."""
-    seed: int = 0
-    """Seed of the `random` active-learning order."""
+    predict_chunk: int = 100
+    """Tasks per `/predict` request (as the operator asks)."""
 
 
 @dataclass
 class PrelabelPass:
-    """The serving version's prelabels of the unlabelled tasks, and the queue they give."""
+    """One prelabel step of the serving version."""
 
     version: str
     predictions: dict[int, JSON]
+    """The version's answer for every unlabelled task asked so far (imported or not)."""
     queue: list[int]
+    """Unlabelled tasks holding its prelabel in Label Studio, most informative first: what
+    annotators should do next."""
+    imported: int
+    """Predictions imported in this pass (`batchSize` at most)."""
     predicted: int
-    """Tasks sent to `/predict` in this pass (the others had a prelabel of this version)."""
+    """Tasks sent to `/predict` in this pass (the others' answers are remembered)."""
     seconds: float
 
 
@@ -180,8 +183,8 @@ class LocalRunner:
         self.servers: dict[str, PrelabelServer] = {}
         self.zero_shot: PrelabelServer | None = None
         self.last_pass: PrelabelPass | None = None
-        self._predictions: dict[str, dict[int, JSON]] = {}
-        self._backend_url: str | None = None
+        self._answers: dict[str, dict[int, JSON]] = {}
+        """Each version's answers by task id, so that a task is asked once per version."""
         self._check_paths()
 
     # -- set-up and tear-down -----------------------------------------------------------------
@@ -319,13 +322,13 @@ class LocalRunner:
                 trained = self._train_round(state, counts.last_annotation_id, decision.reason)
                 tasks = list(self.ls.iter_tasks(self.project_id))
         message, rolling = self._rollout(tasks)
-        prelabels = None
+        pushed = None
         serving = self._serving()
         if serving is not None:
             self._ensure_backend(serving)
-            prelabels = self._prelabel(tasks, serving)
-        settled = not rolling and serving is not None and prelabels is not None
-        return StepOutcome(counts, trained, message, settled, prelabels)
+            pushed = self._prelabel(tasks, serving)
+        settled = not rolling and pushed is not None
+        return StepOutcome(counts, trained, message, settled, pushed)
 
     def settle(self, timeout_s: float = 900.0, interval_s: float = 0.5) -> StepOutcome:
         """Step until no rollout is under way and the serving version's prelabels are in."""
@@ -535,63 +538,58 @@ class LocalRunner:
     # -- prelabels --------------------------------------------------------------------------------
 
     def _ensure_backend(self, server: PrelabelServer) -> None:
-        """The serving version's server as the project's ML backend (one, titled ours)."""
-        assert server.url is not None
-        if self._backend_url == server.url:
-            return
-        ours = [b for b in self.ls.list_ml_backends(self.project_id) if b.title == BACKEND_TITLE]
-        if not ours:
-            self.ls.create_ml_backend(self.project_id, server.url, BACKEND_TITLE)
-        elif ours[0].url != server.url:
-            self.ls.update_ml_backend(ours[0].id, self.project_id, url=server.url)
-        self._backend_url = server.url
+        """The serving version's server as the project's one ML backend of ours."""
+        assert server.url is not None and self.project.service_name is not None
+        title = prelabels.backend_title(self.project.service_name)
+        plan = prelabels.backend_plan(self.ls.list_ml_backends(self.project_id), title, server.url)
+        for backend_id in plan.delete:
+            self.ls.delete_ml_backend(backend_id)
+        if plan.update is not None:
+            self.ls.update_ml_backend(plan.update, self.project_id, url=server.url, title=title)
+        elif plan.create:
+            self.ls.create_ml_backend(self.project_id, server.url, title)
 
     def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass:
-        """Prelabels of the serving version for every unlabelled task, and the queue."""
-        assert server.url is not None
+        """The operator's prelabel step (`loop.prelabels`): ask the serving version about every
+        unlabelled task without its prediction, import the most informative batch."""
+        assert server.url is not None and self.project.spec.prelabel is not None
+        order = self.project.spec.prelabel.active_learning
         began = time.monotonic()
-        unlabelled = [t for t in tasks if not any(counting.counted(a) for a in t.annotations)]
         with MLBackendClient(server.url) as backend:
             version = backend.model_version()
-            cache = self._predictions.setdefault(version, {})
-            todo = [t for t in unlabelled if t.id not in cache]
+            answers = self._answers.setdefault(version, {})
+            pending = prelabels.needing_prediction(tasks, version)
+            todo = [t for t in pending if t.id not in answers]
             for start in range(0, len(todo), self.options.predict_chunk):
                 chunk = todo[start : start + self.options.predict_chunk]
-                answers = backend.predict(
+                given = backend.predict(
                     [{"id": t.id, "data": t.data} for t in chunk],
                     self.project.spec.project.label_config,
                     self.project_id,
                 )
-                cache.update({t.id: a for t, a in zip(chunk, answers, strict=True)})
-        stored = {
-            t.id for t in unlabelled if any(p.model_version == version for p in t.predictions)
-        }
-        new = [
-            {"task": t.id, **cache[t.id]}
-            for t in unlabelled
-            if t.id not in stored and t.id in cache
-        ]
-        for start in range(0, len(new), IMPORT_CHUNK):
-            self.ls.import_predictions(self.project_id, new[start : start + IMPORT_CHUNK])
-        predictions = {t.id: cache[t.id] for t in unlabelled}
-        queue = self._queue(predictions)
-        if todo:
-            self.say(f"prelabelled {len(todo)} task(s) with {version}")
+                answers.update({t.id: a for t, a in zip(chunk, given, strict=True)})
+        ranked = prelabels.rank_inputs({t.id: answers[t.id] for t in pending}, version)
+        chosen = active_learning.next_batch(
+            ranked.candidates, order.strategy, order.batch_size, seed=self.project_id
+        )
+        if chosen:
+            self.ls.import_predictions(self.project_id, prelabels.to_import(chosen, answers))
+            self.say(f"{len(chosen)} prediction(s) of {version} imported ({order.strategy} order)")
+        open_tasks = [t for t in tasks if prelabels.unlabelled(t) and t.id in answers]
+        shown = {t.id for t in open_tasks if any(p.model_version == version for p in t.predictions)}
+        queue = active_learning.rank(
+            prelabels.rank_inputs(
+                {i: answers[i] for i in sorted(shown | set(chosen))}, version
+            ).candidates,
+            order.strategy,
+            seed=self.project_id,
+        )
         self.last_pass = PrelabelPass(
-            version, predictions, queue, len(todo), round(time.monotonic() - began, 1)
+            version=version,
+            predictions={t.id: answers[t.id] for t in open_tasks},
+            queue=queue,
+            imported=len(chosen),
+            predicted=len(todo),
+            seconds=round(time.monotonic() - began, 1),
         )
         return self.last_pass
-
-    def _queue(self, predictions: Mapping[int, JSON]) -> list[int]:
-        service = self.project.spec.prelabel
-        assert service is not None
-        order = service.active_learning
-        candidates = [
-            active_learning.Candidate(
-                task_id, float(p.get("score") or 0.0), p.get("probabilities") or None
-            )
-            for task_id, p in predictions.items()
-        ]
-        return active_learning.next_batch(
-            candidates, order.strategy, order.batch_size, self.options.seed
-        )
