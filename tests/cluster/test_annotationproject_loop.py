@@ -409,6 +409,14 @@ def prelabel_server() -> Iterator[str]:
         process.wait(timeout=20)
 
 
+def predictions_served(url: str) -> float:
+    """The prelabel server's count of tasks it predicted."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("labelloop_prelabel_predictions_total "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{url}/metrics has no labelloop_prelabel_predictions_total")
+
+
 def prelabels_of(kube: Cluster, name: str, ns: str, **wanted: Any) -> dict[str, Any] | None:
     found = status_of(kube, name, ns).get("prelabels") or {}
     return found if all(found.get(k) == v for k, v in wanted.items()) else None
@@ -503,6 +511,9 @@ def test_prelabels_pushed_in_active_learning_order_once_per_task(
     assert len(tasks) == 14
     assert all(len(t.predictions) == 1 for t in tasks)
     assert [b.id for b in ls.list_ml_backends(project_id)] == [backend.id]
+    # The server was asked once per task by each operator process (it remembers answers
+    # across passes, not restarts: 12, then the 2 new ones), plus this test's 12.
+    assert predictions_served(prelabel_server) == 12 + 2 + 12
 
     # The prelabel server moved away: a condition and an Event, and the rest of the pass
     # stands (the new task is counted, the project stays Ready).
