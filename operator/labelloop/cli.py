@@ -72,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         for note in found.notes:
             print(note)
         project = found.project(args.project)
+        for note in local_manifests.unused(found, project):
+            print(note)
         work_dir = (args.work_dir or Path(".labelloop") / project.name).resolve()
         volumes = Volumes(work_dir / "volumes", dict(parse_volume(v) for v in args.volume))
         runner = LocalRunner(project, found, RunnerOptions(work_dir=work_dir, volumes=volumes))

@@ -51,6 +51,11 @@ def test_the_repository_examples_load_with_their_cluster_only_kinds_skipped() ->
     project = found.project()
     assert project.name == "reviews"
     assert project.service_name == "reviews-prelabel"
+    # A FineTuneJob of its own is the cluster's business; the runner says it leaves it alone.
+    assert [n.split(":")[0] for n in manifests.unused(found, project)] == [
+        "FineTuneJob reviews-r3",
+        "FineTuneJob reviews-baseline",
+    ]
 
 
 def test_the_demo_manifests_name_a_project_its_service_and_its_tasks() -> None:

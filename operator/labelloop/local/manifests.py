@@ -80,6 +80,17 @@ class LocalManifests:
         return Project(manifest.name, manifest.namespace, spec, wanted, service.spec)
 
 
+def unused(found: LocalManifests, project: Project) -> list[str]:
+    """Notes on the labelloop objects a run of `project` leaves alone."""
+    used = {(ANNOTATION_PROJECT.kind, project.name), (PRELABEL_SERVICE.kind, project.service_name)}
+    return [
+        f"{m.kind.kind} {m.name}: not run locally (the runner runs AnnotationProject "
+        f"{project.name}, its training rounds and its PrelabelService)"
+        for m in found.objects
+        if (m.kind.kind, m.name) not in used
+    ]
+
+
 def load(directory: Path) -> LocalManifests:
     """Every object of the `*.yaml`/`*.yml` files of `directory`, in file-name order."""
     if not directory.is_dir():

@@ -36,7 +36,7 @@ from typing import Any
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB
 from ..api.finetunejob import FineTuneJobSpec
 from ..controllers.project_sync import ensure_project, import_tasks, parse_source
-from ..labelstudio import LabelStudioClient, Task
+from ..labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRequestError, Task
 from ..labelstudio.labelconfig import LabelSchema, parse_label_config
 from ..labelstudio.ml_backend import MLBackendClient
 from ..loop import active_learning, counting, importing, prelabels, promotion, trigger
@@ -185,6 +185,7 @@ class LocalRunner:
         self.last_pass: PrelabelPass | None = None
         self._answers: dict[str, dict[int, JSON]] = {}
         """Each version's answers by task id, so that a task is asked once per version."""
+        self._refused: str | None = None
         self._check_paths()
 
     # -- set-up and tear-down -----------------------------------------------------------------
@@ -348,7 +349,12 @@ class LocalRunner:
             self.say("running; Ctrl-C stops")
             last = ""
             while True:
-                outcome = self.step()
+                try:
+                    outcome = self.step()
+                except LabelStudioError as exc:  # an outage: the next pass tries again
+                    self.say(f"Label Studio: {exc}")
+                    time.sleep(poll_s)
+                    continue
                 line = (
                     f"{outcome.counts.annotations} annotation(s), "
                     f"{outcome.counts.since_last_training} since the last round; {outcome.rollout}"
@@ -538,16 +544,25 @@ class LocalRunner:
     # -- prelabels --------------------------------------------------------------------------------
 
     def _ensure_backend(self, server: PrelabelServer) -> None:
-        """The serving version's server as the project's one ML backend of ours."""
+        """The serving version's server as the project's one ML backend of ours.
+
+        A Label Studio that cannot reach this machine's 127.0.0.1 (an external server
+        elsewhere) refuses it; prelabels still arrive, imported by the runner itself.
+        """
         assert server.url is not None and self.project.service_name is not None
         title = prelabels.backend_title(self.project.service_name)
         plan = prelabels.backend_plan(self.ls.list_ml_backends(self.project_id), title, server.url)
-        for backend_id in plan.delete:
-            self.ls.delete_ml_backend(backend_id)
-        if plan.update is not None:
-            self.ls.update_ml_backend(plan.update, self.project_id, url=server.url, title=title)
-        elif plan.create:
-            self.ls.create_ml_backend(self.project_id, server.url, title)
+        try:
+            for backend_id in plan.delete:
+                self.ls.delete_ml_backend(backend_id)
+            if plan.update is not None:
+                self.ls.update_ml_backend(plan.update, self.project_id, url=server.url, title=title)
+            elif plan.create:
+                self.ls.create_ml_backend(self.project_id, server.url, title)
+        except LabelStudioRequestError as exc:
+            if self._refused != server.url:
+                self.say(f"Label Studio refused ML backend {server.url}: {exc}")
+            self._refused = server.url
 
     def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass:
         """The operator's prelabel step (`loop.prelabels`): ask the serving version about every
