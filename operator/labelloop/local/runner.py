@@ -4,8 +4,8 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
 
 1. count the annotations (`loop.counting`); when `loop.trigger` says a round starts, build its
    FineTuneJob exactly as the operator does (`resources.rounds`), turn it into the trainer's
-   job file (`resources.training.job_file`: the trainer exports the project's annotations up to
-   the round's cut-off itself) and run the trainer as a local process;
+   job file (`resources.training.job_file`, with the round's snapshot as a file for now: see
+   `snapshot`) and run the trainer as a local process;
 2. pick the version to serve (`loop.promotion`: with `autoPromote`, the newest round that
    passed its gate) and take one rollout step (`loop.rollout.plan_rollout`), observing each
    version's server (`GET /health` for readiness, `acceptance` for prelabel accuracy); a
@@ -391,12 +391,16 @@ class LocalRunner:
         export = LabelStudioExport(
             self.ls.url, self.project_id, cutoff, self.project.spec.credentials_secret_ref
         )
+        # The operator's job file; only the paths differ: claims are directories here, not
+        # mounts under /mnt (see `volumes`).
         job = job_file(TrainingInputs(owner, spec, image=spec.image or "local", export=export))
         volumes = self.options.volumes
         job["baseModelDir"] = str(volumes.path(spec.base_model.uri, "baseModel.uri"))
         job["outputDir"] = str(volumes.path(spec.output.uri, "output.uri"))
         round_dir = self.work_dir / "rounds" / name
         data_file = round_dir / "dataset.jsonl"
+        # For now the runner writes the round's snapshot itself (see `snapshot`), in place of
+        # the job file's `dataset.labelStudio`.
         tasks = list(self.ls.iter_tasks(self.project_id))
         snapshot.write_snapshot(tasks, self.schema, cutoff, data_file)
         job["dataset"] = snapshot.dataset(

@@ -1,9 +1,11 @@
-"""A round's training file written by the runner, while the trainer cannot export yet.
+"""A round's training file written by the runner, for as long as the trainer's export fails.
 
-The contract's form is `dataset.labelStudio` (the trainer exports the project up to the
-round's cut-off itself); until that export reads a project whose tasks carry predictions,
-the runner writes the same snapshot as a file: per task, the newest counted annotation up
-to the cut-off, under the label config's data key and `label`.
+The contract's form is `dataset.labelStudio`: the trainer exports the project up to the
+round's cut-off itself. That export (trainer-image `export.py`) reads Label Studio's JSON
+export, which lists a task's predictions as bare ids, and fails on them; a project of the loop
+always carries prelabels. Until it reads such a project, the runner writes the snapshot as a
+file: per task, the newest counted annotation up to the cut-off, under the label config's
+data key and `label`. Delete this module and the two lines that call it once it does.
 """
 
 from __future__ import annotations
