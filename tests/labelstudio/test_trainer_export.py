@@ -80,6 +80,15 @@ def annotated(label_studio: LabelStudioServer) -> Annotated:
         project = client.create_project(f"export {secrets.token_hex(4)}", "", SENTIMENT)
         assert client.import_tasks(project, sentences(TASKS)) == TASKS
         tasks = sorted(client.iter_tasks(project), key=lambda t: t.id)
+        # A project of the loop carries prelabels; the export lists them as bare ids.
+        client.import_predictions(
+            project,
+            [
+                {"task": t.id, "result": build_result(SCHEMA, ["neutral"]), "score": 0.5,
+                 "model_version": "r0"}
+                for t in tasks[:3]
+            ],
+        )  # fmt: skip
         ids = []
         for task in tasks:
             result = build_result(SCHEMA, [task.data["gold"]])

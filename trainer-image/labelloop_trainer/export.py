@@ -209,7 +209,9 @@ def export(source: Source, token: str, output: Path) -> dict[str, Any]:
             "which the export uses for its own column"
         )
     cutoff = source.last_annotation_id
-    resolved = resolve(schema, [Task.from_json(t) for t in raw_tasks], cutoff)
+    # The JSON export lists a task's predictions as bare ids; the answers are all it needs.
+    tasks = [Task.from_json({**t, "predictions": []}) for t in raw_tasks]
+    resolved = resolve(schema, tasks, cutoff)
     if not resolved.rows:
         upto = "" if cutoff is None else f" up to lastAnnotationId {cutoff}"
         raise BadInputError(
