@@ -57,6 +57,7 @@ def test_both_strategies_start_alike_and_the_report_has_both_curves(
         1 - report["labels_to_target"]["uncertainty"] / report["labels_to_target"]["random"],
         abs=1e-3,
     )
+    assert report["per_seed"]["0"]["label_savings"] == savings  # one seed: the mean is it
     assert report["data"]["test"] == 9 and report["data"]["pool"] == 27
 
 

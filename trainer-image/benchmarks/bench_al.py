@@ -25,7 +25,10 @@ interpolated between measured points, and `label_savings` is
 `1 - labels_uncertainty / labels_random` (null, with `reached: false`, when uncertainty
 sampling never gets there within the budget). `accuracy_gain` gives the accuracy difference
 at the full budget and averaged over the curve's points. Margin and entropy, when asked for
-(`--strategies`), are reported the same way under `label_savings_by_strategy`.
+(`--strategies`), are reported the same way under `label_savings_by_strategy`. With several
+seeds the curves and savings are those of the seeds' mean curves; `per_seed` gives each
+seed's own savings, which show how much of the figure is noise (one seed's curves are jagged
+at these sizes).
 
 The learning rate is 1e-3, not the trainer's default 3e-5 (made for full fine-tuning; a LoRA
 adapter trained on a few hundred labels barely moves at it). Measured here on 300 random
@@ -305,6 +308,16 @@ def savings(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def seed_savings(runs: dict[str, dict[int, dict[str, Any]]], seed: int) -> dict[str, Any]:
+    """`savings` of one seed's curves alone: how much of the mean's figure each seed shows."""
+    found = savings({name: by_seed[seed]["points"] for name, by_seed in runs.items()})
+    return {
+        "target": found["target"]["value"],
+        "labels_to_target": found["labels_to_target"],
+        "label_savings": found["label_savings"],
+    }
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -393,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         "curves": curves,
         **savings(curves),
+        "per_seed": {str(seed): seed_savings(runs, seed) for seed in args.seeds},
         "final": {
             name: {k: curve[-1][k] for k in ("labels", "accuracy", "macro_f1")}
             for name, curve in curves.items()
