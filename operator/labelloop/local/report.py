@@ -96,12 +96,13 @@ def _markdown(report: dict[str, Any], rows: list[RoundRow]) -> str:
         + (f" ({dataset['attribution']})" if dataset.get("attribution") else "")
         + ".",
         "",
-        "Each round: a batch of annotations through the Label Studio API (the first a random "
-        "sample, then the highest uncertainty first), a LoRA fine-tune on every annotation so "
+        "Each round: a batch of annotations through the Label Studio API (the serving "
+        "version's queue, highest uncertainty first), a LoRA fine-tune on every annotation so "
         "far, the promotion gate, the rollout, and prelabels for the remaining tasks. "
         "*prelabel acc.*: the serving version's prelabels of the not-yet-labelled tasks against "
         "the gold labels; *accepted*: the share of its prelabels the next batch's annotators "
-        "kept unchanged.",
+        "kept unchanged (that batch is the version's least confident tasks, so this share is "
+        "lower than its accuracy on the rest).",
         "",
         RoundRow.header(),
         *(r.line() for r in rows),
