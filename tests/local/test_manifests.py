@@ -150,3 +150,13 @@ def test_volume_flags() -> None:
     assert parse_volume("models=/tmp") == ("models", Path("/tmp"))
     with pytest.raises(VolumeError, match="--volume"):
         parse_volume("models")
+
+
+def test_the_cli_needs_the_base_model_on_this_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    assert main(["run", "-f", str(REPO_ROOT / "examples" / "demo"), "--work-dir", str(work)]) == 2
+    err = capsys.readouterr().err
+    assert "spec.training.template.baseModel.uri: pvc://models/base/minilm" in err
+    assert "--volume models=DIR" in err

@@ -238,7 +238,14 @@ class LocalRunner:
         training = self.project.spec.training
         if training is not None:
             where = "spec.training.template"
-            self.options.volumes.path(training.template.base_model.uri, f"{where}.baseModel.uri")
+            uri = training.template.base_model.uri
+            base = self.options.volumes.path(uri, f"{where}.baseModel.uri")
+            if not base.exists():
+                claim = uri.removeprefix("pvc://").split("/", 1)[0]
+                raise RunnerError(
+                    f"{where}.baseModel.uri: {uri} is {base} here, which does not exist; "
+                    f"map the claim to a directory holding it with --volume {claim}=DIR"
+                )
             self.options.volumes.path(training.template.output.uri, f"{where}.output.uri")
         service = self.project.service
         if service is not None and service.model.uri is not None:
