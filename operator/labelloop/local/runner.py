@@ -4,8 +4,8 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
 
 1. count the annotations (`loop.counting`); when `loop.trigger` says a round starts, build its
    FineTuneJob exactly as the operator does (`resources.rounds`), turn it into the trainer's
-   job file (`resources.training.job_file`, with the round's snapshot as a file for now: see
-   `snapshot`) and run the trainer as a local process;
+   job file (`resources.training.job_file`: the trainer exports the project's annotations up
+   to the round's cut-off itself) and run the trainer as a local process;
 2. pick the version to serve (`loop.promotion`: with `autoPromote`, the newest round that
    passed its gate) and take one rollout step (`loop.rollout.plan_rollout`), observing each
    version's server (`GET /health` for readiness, `acceptance` for prelabel accuracy); a
@@ -44,7 +44,7 @@ from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
 from ..resources.training import LabelStudioExport, TrainingInputs, job_file
-from . import acceptance, snapshot
+from . import acceptance
 from .labelstudio_server import LabelStudioServer, free_port
 from .manifests import LocalManifests, Project
 from .processes import PrelabelServer, ProgressEvent, TrainingFailed, run_trainer
@@ -405,14 +405,6 @@ class LocalRunner:
         job["baseModelDir"] = str(volumes.path(spec.base_model.uri, "baseModel.uri"))
         job["outputDir"] = str(volumes.path(spec.output.uri, "output.uri"))
         round_dir = self.work_dir / "rounds" / name
-        data_file = round_dir / "dataset.jsonl"
-        # For now the runner writes the round's snapshot itself (see `snapshot`), in place of
-        # the job file's `dataset.labelStudio`.
-        tasks = list(self.ls.iter_tasks(self.project_id))
-        snapshot.write_snapshot(tasks, self.schema, cutoff, data_file)
-        job["dataset"] = snapshot.dataset(
-            data_file, self.schema, self.project.spec.project.label_config
-        )
         active = self._active_dir()
         if active is not None:
             job["previousVersionDir"] = str(active)
