@@ -2,9 +2,9 @@
 
 Two rounds on 81 toy tasks with the tiny model: round 0 prelabels with the zero-shot server,
 annotations arrive through the Label Studio API in the queue's order, each batch of 20 starts
-a round (`loop.trigger`), the trainer exports the round's snapshot from Label Studio and trains on it, the new version rolls
-out (`loop.rollout`) and becomes the project's ML backend, and its most informative prelabels
-go into Label Studio as the next queue.
+a round (`loop.trigger`), the trainer exports the round's snapshot from Label Studio and
+trains on it, the new version rolls out (`loop.rollout`) and becomes the project's ML
+backend, and its most informative prelabels go into Label Studio as the next queue.
 """
 
 from __future__ import annotations

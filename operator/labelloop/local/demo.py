@@ -38,9 +38,9 @@ from typing import Any
 from ..api.manifests import ManifestError
 from ..labelstudio import LabelStudioError
 from ..labelstudio.labelconfig import LabelSchema, build_result
+from ..loop import acceptance
 from ..loop.counting import labels_of_result
 from ..loop.importing import KEY_FIELD, row_key
-from . import acceptance
 from . import manifests as local_manifests
 from .labelstudio_server import LabelStudioStartError
 from .manifests import LocalManifests, Project

@@ -8,7 +8,7 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
    to the round's cut-off itself) and run the trainer as a local process;
 2. pick the version to serve (`loop.promotion`: with `autoPromote`, the newest round that
    passed its gate) and take one rollout step (`loop.rollout.plan_rollout`), observing each
-   version's server (`GET /health` for readiness, `acceptance` for prelabel accuracy); a
+   version's server (`GET /health` for readiness, `loop.acceptance` for prelabel accuracy); a
    server process stands for a Deployment, so a version the plan gives replicas runs and a
    version at zero replicas is stopped, its directory kept for rollback;
 3. the operator's prelabel step (`loop.prelabels`): the serving version as the project's one
@@ -39,12 +39,11 @@ from ..controllers.project_sync import ensure_project, import_tasks, parse_sourc
 from ..labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRequestError, Task
 from ..labelstudio.labelconfig import LabelSchema, parse_label_config
 from ..labelstudio.ml_backend import MLBackendClient
-from ..loop import active_learning, counting, importing, prelabels, promotion, trigger
+from ..loop import acceptance, active_learning, counting, importing, prelabels, promotion, trigger
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
 from ..resources.training import LabelStudioExport, TrainingInputs, job_file
-from . import acceptance
 from .labelstudio_server import LabelStudioServer, free_port
 from .manifests import LocalManifests, Project
 from .processes import PrelabelServer, ProgressEvent, TrainingFailed, run_trainer

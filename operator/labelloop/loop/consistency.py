@@ -9,11 +9,11 @@ from the model version the loop trusts now.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..labelstudio.labelconfig import LabelSchema
-from ..labelstudio.models import Prediction, Task
+from ..labelstudio.models import Annotation, Prediction, Task
 from .counting import counted, labels_of_result
 
 # Status and Data Manager views stay readable; the count says how many there are in all.
@@ -34,32 +34,51 @@ def newest(predictions: Iterable[Prediction]) -> Prediction | None:
     return max(predictions, key=lambda p: p.id, default=None)
 
 
+@dataclass(frozen=True)
+class Review:
+    """A counted annotation and the prelabel its task showed (the newest prediction)."""
+
+    task_id: int
+    annotation: Annotation
+    prediction: Prediction
+    given: frozenset[str]
+    predicted: frozenset[str]
+
+    @property
+    def accepted(self) -> bool:
+        """The annotator kept the prelabel's labels unchanged."""
+        return self.given == self.predicted
+
+
+def reviews(tasks: Iterable[Task], schema: LabelSchema) -> Iterator[Review]:
+    """Every counted annotation of a prelabelled task, beside that prelabel."""
+    for task in tasks:
+        prediction = newest(task.predictions)
+        if prediction is None:
+            continue
+        predicted = frozenset(labels_of_result(schema, prediction.result))
+        for annotation in task.annotations:
+            if counted(annotation):
+                given = frozenset(labels_of_result(schema, annotation.result))
+                yield Review(task.id, annotation, prediction, given, predicted)
+
+
 def disagreements(
     tasks: Iterable[Task], schema: LabelSchema, min_score: float
 ) -> list[Disagreement]:
     """Every counted annotation whose labels differ from its task's confident prelabel."""
-    found = []
-    for task in tasks:
-        prediction = newest(task.predictions)
-        if prediction is None or prediction.score is None or prediction.score < min_score:
-            continue
-        predicted = frozenset(labels_of_result(schema, prediction.result))
-        for annotation in task.annotations:
-            if not counted(annotation):
-                continue
-            given = frozenset(labels_of_result(schema, annotation.result))
-            if given != predicted:
-                found.append(
-                    Disagreement(
-                        task_id=task.id,
-                        annotation_id=annotation.id,
-                        annotator=str(annotation.completed_by or ""),
-                        labels=tuple(sorted(given)),
-                        prelabel=tuple(sorted(predicted)),
-                        score=prediction.score,
-                    )
-                )
-    return found
+    return [
+        Disagreement(
+            task_id=r.task_id,
+            annotation_id=r.annotation.id,
+            annotator=str(r.annotation.completed_by or ""),
+            labels=tuple(sorted(r.given)),
+            prelabel=tuple(sorted(r.predicted)),
+            score=r.prediction.score,
+        )
+        for r in reviews(tasks, schema)
+        if r.prediction.score is not None and r.prediction.score >= min_score and not r.accepted
+    ]
 
 
 def review_filter(found: Iterable[Disagreement]) -> dict[str, object]:

@@ -2,8 +2,8 @@
 
 `loop.rollout` rolls a version back when this share falls below `minPrelabelAccuracy`, but it
 only judges what it is given; this is the measurement. An annotation reviews the prelabel its
-task showed, the newest prediction (as `loop.consistency` reads it); it accepted it when its
-labels are the prediction's labels. Until a version has `MIN_REVIEWED` reviewed prelabels the
+task showed, the newest prediction (`consistency.reviews`); it accepted it when its labels
+are the prediction's labels. Until a version has `MIN_REVIEWED` reviewed prelabels the
 share is unknown (None), so a handful of early answers cannot roll a version back.
 """
 
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from ..labelstudio.labelconfig import LabelSchema
 from ..labelstudio.models import Task
-from ..loop.consistency import newest
-from ..loop.counting import counted, labels_of_result
+from .consistency import reviews
 
 MIN_REVIEWED = 20
 
@@ -37,15 +36,8 @@ class Acceptance:
 def by_version(tasks: Iterable[Task], schema: LabelSchema) -> dict[str, Acceptance]:
     """Accepted and reviewed prelabels of every model version that prelabelled a task."""
     tallies: dict[str, tuple[int, int]] = {}
-    for task in tasks:
-        prediction = newest(task.predictions)
-        if prediction is None:
-            continue
-        predicted = frozenset(labels_of_result(schema, prediction.result))
-        for annotation in task.annotations:
-            if not counted(annotation):
-                continue
-            given = frozenset(labels_of_result(schema, annotation.result))
-            accepted, reviewed = tallies.get(prediction.model_version, (0, 0))
-            tallies[prediction.model_version] = (accepted + (given == predicted), reviewed + 1)
+    for review in reviews(tasks, schema):
+        version = review.prediction.model_version
+        accepted, reviewed = tallies.get(version, (0, 0))
+        tallies[version] = (accepted + review.accepted, reviewed + 1)
     return {version: Acceptance(a, r) for version, (a, r) in tallies.items()}

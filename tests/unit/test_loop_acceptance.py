@@ -6,7 +6,7 @@ import pytest
 
 from labelloop.labelstudio.labelconfig import build_result, parse_label_config
 from labelloop.labelstudio.models import Annotation, Prediction, Task
-from labelloop.local.acceptance import MIN_REVIEWED, Acceptance, by_version
+from labelloop.loop.acceptance import MIN_REVIEWED, Acceptance, by_version
 
 SCHEMA = parse_label_config(
     '<View><Text name="text" value="$text"/><Choices name="s" toName="text">'
