@@ -6,7 +6,7 @@ import pytest
 
 from labelloop.labelstudio.labelconfig import build_result, parse_label_config
 from labelloop.labelstudio.models import Annotation, Prediction, Task
-from labelloop.loop.acceptance import MIN_REVIEWED, Acceptance, by_version
+from labelloop.loop.acceptance import MIN_REVIEWED, Acceptance, by_version, published_accuracies
 
 SCHEMA = parse_label_config(
     '<View><Text name="text" value="$text"/><Choices name="s" toName="text">'
@@ -89,3 +89,28 @@ def test_accuracy_needs_enough_reviews(
 ) -> None:
     assert acceptance.share == share
     assert acceptance.accuracy() == accuracy
+
+
+def project_status(*entries: tuple[str, int, int]) -> dict[str, object]:
+    acceptance = [{"modelVersion": v, "accepted": a, "reviewed": r} for v, a, r in entries]
+    return {"status": {"prelabels": {"service": "s", "acceptance": acceptance}}}
+
+
+@pytest.mark.parametrize(
+    ("project", "expected"),
+    [
+        (None, {}),
+        ({"status": {}}, {}),
+        ({"status": {"prelabels": None}}, {}),
+        # too few reviews: unknown, so a handful of early answers cannot roll a version back
+        (project_status(("r1", 3, MIN_REVIEWED - 1)), {"r1": None}),
+        (
+            project_status(("r1", 30, 40), ("r2", 10, MIN_REVIEWED)),
+            {"r1": 0.75, "r2": 10 / MIN_REVIEWED},
+        ),
+    ],
+)
+def test_published_accuracies_read_the_projects_status(
+    project: dict[str, object] | None, expected: dict[str, float | None]
+) -> None:
+    assert published_accuracies(project) == expected

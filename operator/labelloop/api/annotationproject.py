@@ -391,6 +391,17 @@ class AnnotatorStatus(ApiModel):
     """Routing tier from `spec.annotators.routing`."""
 
 
+class VersionAcceptance(ApiModel):
+    """How annotators treated one model version's prelabels."""
+
+    model_version: str
+    """The version that made the prelabels."""
+    accepted: Annotated[int, Field(ge=0)]
+    """Annotations that kept the prelabel's labels unchanged."""
+    reviewed: Annotated[int, Field(ge=0)]
+    """Annotations of tasks that showed one of its prelabels."""
+
+
 class PrelabelStatus(ApiModel):
     """Prelabels pushed into Label Studio by the operator, in active-learning order."""
 
@@ -408,6 +419,9 @@ class PrelabelStatus(ApiModel):
     """Unlabelled tasks still waiting for one (a batch goes in per reconcile)."""
     last_batch: Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=100)] = []
     """Task ids of the latest batch pushed, the most informative first (the first 100)."""
+    acceptance: Annotated[list[VersionAcceptance], Field(max_length=100)] = []
+    """Per model version, how many of its prelabels annotators kept: the PrelabelService's
+    prelabelAccuracy, which rolls a canary back below rollout.minPrelabelAccuracy."""
 
 
 class TaskAgreement(ApiModel):

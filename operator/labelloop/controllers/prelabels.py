@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from ..api import API_VERSION, PRELABEL_SERVICE
 from ..api.annotationproject import AnnotationProjectSpec
 from ..labelstudio import LabelStudioClient, LabelStudioRequestError, Task
+from ..labelstudio.labelconfig import LabelSchema
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
-from ..loop import active_learning, prelabels
+from ..loop import acceptance, active_learning, prelabels
 from ..resources.common import Owner
 from .conditions import ConditionUpdate
 from .context import OperatorContext
@@ -56,6 +57,7 @@ def push_prelabels(
     spec: AnnotationProjectSpec,
     *,
     project_id: int,
+    schema: LabelSchema,
     tasks: Sequence[Task],
     prior: Mapping[str, Any],
     out: SyncOutcome,
@@ -73,6 +75,10 @@ def push_prelabels(
     url = wanted.url or found.get("serviceUrl")
     # Every key, so that the merge patch of status clears what no longer holds.
     status: dict[str, Any] = dict.fromkeys(_STATUS_KEYS) | {"service": name}
+    status["acceptance"] = [
+        {"modelVersion": version, "accepted": a.accepted, "reviewed": a.reviewed}
+        for version, a in sorted(acceptance.by_version(tasks, schema).items())
+    ][:LISTED]
     out.status["prelabels"] = status
     if service is None or not version or not url:
         why = f"PrelabelService {name} not found" if service is None else "no active version yet"

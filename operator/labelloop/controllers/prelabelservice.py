@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 
 from ..api import (
+    ANNOTATION_PROJECT,
     FINE_TUNE_JOB,
     GROUP,
     PRELABEL_SERVICE,
@@ -20,6 +21,7 @@ from ..api import (
     PrelabelServiceSpec,
     parse_manifest,
 )
+from ..loop import acceptance
 from ..loop.promotion import newest_promotable, succeeded_version
 from ..loop.rollout import Observed, Plan, RolloutState, Target, VersionState, plan_rollout
 from ..resources.common import Owner, UnsupportedUri, labels, mount_pvc_uri
@@ -78,8 +80,16 @@ def reconcile_prelabel_service(
         d["metadata"]["labels"][VERSION_LABEL]: d
         for d in kube.list("apps/v1", "Deployment", owner.namespace, labels(owner, COMPONENT))
     }
+    # Annotators' verdicts on each version's prelabels, as the project's pass measured them.
+    project = kube.get(
+        API, ANNOTATION_PROJECT.kind, spec.annotation_project_ref.name, owner.namespace
+    )
+    accuracy = acceptance.published_accuracies(project)
     observed = {
-        version: Observed(ready_replicas=int((d.get("status") or {}).get("readyReplicas") or 0))
+        version: Observed(
+            ready_replicas=int((d.get("status") or {}).get("readyReplicas") or 0),
+            prelabel_accuracy=accuracy.get(version),
+        )
         for version, d in deployments.items()
     }
     plan = plan_rollout(
@@ -183,6 +193,7 @@ def _write_status(
             "deployment": deployment_name(owner, v.version),
             "replicas": plan.replicas[v.version],
             "readyReplicas": observed.get(v.version, Observed()).ready_replicas,
+            "prelabelAccuracy": observed.get(v.version, Observed()).prelabel_accuracy,
             "traffic": traffic.get(v.version, 0),
             "state": v.state,
             "since": v.since.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -349,7 +349,15 @@ def sync_project(
     if spec.training is not None:
         _maybe_start_round(context, owner, spec, state=state, counts=counts, out=out)
     push_prelabels(
-        ls, context, owner, spec, project_id=project_id, tasks=tasks, prior=prior, out=out
+        ls,
+        context,
+        owner,
+        spec,
+        project_id=project_id,
+        schema=schema,
+        tasks=tasks,
+        prior=prior,
+        out=out,
     )
     return out
 

@@ -9,8 +9,9 @@ share is unknown (None), so a handful of early answers cannot roll a version bac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..labelstudio.labelconfig import LabelSchema
 from ..labelstudio.models import Task
@@ -41,3 +42,17 @@ def by_version(tasks: Iterable[Task], schema: LabelSchema) -> dict[str, Acceptan
         accepted, reviewed = tallies.get(version, (0, 0))
         tallies[version] = (accepted + review.accepted, reviewed + 1)
     return {version: Acceptance(a, r) for version, (a, r) in tallies.items()}
+
+
+def published_accuracies(
+    project: Mapping[str, Any] | None, min_reviewed: int = MIN_REVIEWED
+) -> dict[str, float | None]:
+    """Prelabel accuracy per version, from an AnnotationProject's `status.prelabels.acceptance`
+    (where the operator publishes `by_version`); empty without one."""
+    published = ((project or {}).get("status") or {}).get("prelabels") or {}
+    return {
+        str(entry["modelVersion"]): Acceptance(
+            int(entry["accepted"]), int(entry["reviewed"])
+        ).accuracy(min_reviewed)
+        for entry in published.get("acceptance") or []
+    }
