@@ -534,3 +534,19 @@ def test_prelabels_pushed_in_active_learning_order_once_per_task(
         e["reason"] == "MLBackendRefused" and e["involvedObject"]["name"] == "ranked"
         for e in items(kube, "events", ns)
     )
+
+    # Annotators review prelabels: three kept, two overturned. The project publishes that per
+    # version, and the PrelabelService sees no accuracy yet (fewer reviews than it trusts).
+    for i, task in enumerate(sorted(tasks, key=lambda t: t.id)[:5]):
+        shown = read_result(SCHEMA, task.predictions[0].result)
+        other = [next(label for label in SCHEMA.labels if [label] != shown)]
+        ls.create_annotation(task.id, build_result(SCHEMA, shown if i < 3 else other))
+
+    def reviewed() -> list[dict[str, Any]] | None:
+        published = (status_of(kube, "ranked", ns).get("prelabels") or {}).get("acceptance")
+        return published if published and published[0]["reviewed"] == 5 else None
+
+    published = eventually(reviewed, "prelabel acceptance published")
+    assert published == [{"modelVersion": "r0", "accepted": 3, "reviewed": 5}]
+    (version,) = _status_of(kube, "prelabelservice", "pl", ns)["versions"]
+    assert version["version"] == "r0" and version.get("prelabelAccuracy") is None
