@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,13 +24,10 @@ from labelloop.labelstudio import (
     LabelStudioUnreachable,
 )
 from labelloop.labelstudio.labelconfig import build_result, parse_label_config, read_result
+from paths import gold_sentences
 
 pytestmark = pytest.mark.labelstudio
 
-# DynaSent round 1, dev split (CC BY 4.0, see its README): real review sentences.
-DYNASENT = (
-    Path(__file__).resolve().parents[2].parent / "shared/data/dynasent-r1/dynasent-r1-dev.jsonl"
-)
 SENTIMENT = (
     '<View><Text name="text" value="$text"/>'
     '<Choices name="label" toName="text" choice="single">'
@@ -44,17 +40,9 @@ SCHEMA = parse_label_config(SENTIMENT)
 Reply = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
-def dynasent(count: int) -> list[dict[str, Any]]:
-    """The first `count` sentences as task data, each with its gold label in `gold`."""
-    tasks = []
-    with DYNASENT.open() as lines:
-        for line in lines:
-            row = json.loads(line)
-            if row["gold_label"] in SCHEMA.labels:
-                tasks.append({"text": row["sentence"], "gold": row["gold_label"]})
-            if len(tasks) == count:
-                return tasks
-    raise AssertionError(f"{DYNASENT} has fewer than {count} usable sentences")
+def dynasent(count: int) -> list[dict[str, str]]:
+    """Real review sentences (DynaSent R1, CC BY 4.0), each with its gold label in `gold`."""
+    return gold_sentences(count, SCHEMA.labels)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from labelloop.resources.training import (
 from labelloop_trainer.cli import main
 from labelloop_trainer.config import Source
 from labelloop_trainer.export import materialise
-from paths import SHARED_DATA
+from paths import gold_sentences
 from trainer.operator_job import run_job_locally
 from trainer.support import build_tiny_model, fast_flags
 
@@ -62,23 +62,11 @@ class Annotated:
     """The label the two later annotators gave the first task."""
 
 
-def sentences(count: int) -> list[dict[str, str]]:
-    rows = []
-    with SHARED_DATA.open(encoding="utf-8") as lines:
-        for line in lines:
-            row = json.loads(line)
-            if row["gold_label"] in SCHEMA.labels:
-                rows.append({"text": row["sentence"], "gold": row["gold_label"]})
-            if len(rows) == count:
-                return rows
-    raise AssertionError(f"{SHARED_DATA} has fewer than {count} usable sentences")
-
-
 @pytest.fixture(scope="module")
 def annotated(label_studio: LabelStudioServer) -> Annotated:
     with LabelStudioClient(label_studio.url, label_studio.token) as client:
         project = client.create_project(f"export {secrets.token_hex(4)}", "", SENTIMENT)
-        assert client.import_tasks(project, sentences(TASKS)) == TASKS
+        assert client.import_tasks(project, gold_sentences(TASKS, SCHEMA.labels)) == TASKS
         tasks = sorted(client.iter_tasks(project), key=lambda t: t.id)
         # A project of the loop carries prelabels; the export lists them as bare ids.
         client.import_predictions(

@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from .processes import stop_process_group
 
 EXECUTABLE_ENV = "LABELLOOP_LABEL_STUDIO"
 _CHECKOUT = Path(__file__).resolve().parents[3]
@@ -154,14 +155,8 @@ class LabelStudioServer:
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after a grace period) and wait for it."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_process_group(process, STOP_GRACE_S)
 
     def create_user(self, name: str) -> int:
         """A Label Studio user, e.g. one per simulated annotator (labelloop's client has no

@@ -47,12 +47,13 @@ def _environment(extra: Mapping[str, str]) -> dict[str, str]:
     return {**os.environ, **_OFFLINE, **extra}
 
 
-def _stop(process: subprocess.Popen[Any]) -> None:
+def stop_process_group(process: subprocess.Popen[Any], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM to the child's process group (it started one), SIGKILL after `grace_s`."""
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(STOP_GRACE_S)
+        process.wait(grace_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -98,7 +99,7 @@ def run_trainer(
                     on_event(event)
             code = process.wait()
         finally:
-            _stop(process)
+            stop_process_group(process)
     if code != 0:
         why = last_error or f"see {directory / 'trainer.log'}"
         raise TrainingFailed(f"trainer exited with status {code}: {why}", code)
@@ -196,5 +197,5 @@ class PrelabelServer:
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            _stop(process)
+            stop_process_group(process)
         self.url = None
