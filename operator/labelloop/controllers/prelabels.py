@@ -65,7 +65,7 @@ def push_prelabels(
     """Register the backend and push the next batch; results go into `out`."""
     wanted = spec.prelabel
     if wanted is None:
-        _ensure_backend(ls, project_id, "", None)
+        ensure_backend(ls, project_id, "", None)
         out.status["prelabels"] = None
         return
     name = wanted.service_ref.name
@@ -88,7 +88,7 @@ def push_prelabels(
     title = prelabels.backend_title(name)
     failures = []
     try:
-        status["mlBackendId"] = _ensure_backend(ls, project_id, title, url)
+        status["mlBackendId"] = ensure_backend(ls, project_id, title, url)
     except LabelStudioRequestError as error:
         failures.append(("MLBackendRefused", f"Label Studio refused ML backend {url}: {error}"))
 
@@ -135,10 +135,12 @@ def push_prelabels(
     out.conditions.append(ConditionUpdate(CONDITION, "True", "Pushed", message))
 
 
-def _ensure_backend(
+def ensure_backend(
     ls: LabelStudioClient, project_id: int, title: str, url: str | None
 ) -> int | None:
-    """The id of the project's one ML backend of ours at `url` (none when `url` is None)."""
+    """The id of the project's one ML backend of ours at `url` (none when `url` is None).
+
+    The local runner takes the same step, so both register a backend alike."""
     plan = prelabels.backend_plan(ls.list_ml_backends(project_id), title, url)
     for backend_id in plan.delete:
         ls.delete_ml_backend(backend_id)
@@ -161,11 +163,8 @@ def _answers_for(
     missing = [t for t in pending if t.id not in known]
     if missing:
         with MLBackendClient(key[0]) as server:
-            for start in range(0, len(missing), PREDICT_CHUNK):
-                chunk = missing[start : start + PREDICT_CHUNK]
-                payload = [{"id": t.id, "data": t.data} for t in chunk]
-                answers = server.predict(payload, label_config, project_id)
-                known.update({t.id: a for t, a in zip(chunk, answers, strict=True)})
+            for answers in server.predict_tasks(missing, label_config, project_id, PREDICT_CHUNK):
+                known.update(answers)
                 with _answers_guard:
                     _answers[uid] = (key, dict(known))
     # Tasks labelled or predicted meanwhile are no longer pending: their answers go.

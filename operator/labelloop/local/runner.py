@@ -35,6 +35,7 @@ from typing import Any
 
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB
 from ..api.finetunejob import FineTuneJobSpec
+from ..controllers.prelabels import ensure_backend
 from ..controllers.project_sync import ensure_project, import_tasks, parse_source
 from ..labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRequestError, Task
 from ..labelstudio.labelconfig import LabelSchema, parse_label_config
@@ -553,14 +554,8 @@ class LocalRunner:
         """
         assert server.url is not None and self.project.service_name is not None
         title = prelabels.backend_title(self.project.service_name)
-        plan = prelabels.backend_plan(self.ls.list_ml_backends(self.project_id), title, server.url)
         try:
-            for backend_id in plan.delete:
-                self.ls.delete_ml_backend(backend_id)
-            if plan.update is not None:
-                self.ls.update_ml_backend(plan.update, self.project_id, url=server.url, title=title)
-            elif plan.create:
-                self.ls.create_ml_backend(self.project_id, server.url, title)
+            ensure_backend(self.ls, self.project_id, title, server.url)
         except LabelStudioRequestError as exc:
             if self._refused != server.url:
                 self.say(f"Label Studio refused ML backend {server.url}: {exc}")
@@ -577,14 +572,10 @@ class LocalRunner:
             answers = self._answers.setdefault(version, {})
             pending = prelabels.needing_prediction(tasks, version)
             todo = [t for t in pending if t.id not in answers]
-            for start in range(0, len(todo), self.options.predict_chunk):
-                chunk = todo[start : start + self.options.predict_chunk]
-                given = backend.predict(
-                    [{"id": t.id, "data": t.data} for t in chunk],
-                    self.project.spec.project.label_config,
-                    self.project_id,
-                )
-                answers.update({t.id: a for t, a in zip(chunk, given, strict=True)})
+            label_config = self.project.spec.project.label_config
+            chunk = self.options.predict_chunk
+            for given in backend.predict_tasks(todo, label_config, self.project_id, chunk):
+                answers.update(given)
         ranked = prelabels.rank_inputs({t.id: answers[t.id] for t in pending}, version)
         chosen = active_learning.next_batch(
             ranked.candidates, order.strategy, order.batch_size, seed=self.project_id
