@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from fixtures.labelstudio import LabelStudioServer, LabelStudioStartError, free_port
+from labelloop.api.labelconfig import build_result, parse_label_config, read_result
 from labelloop.labelstudio import (
     LabelConfigRejected,
     LabelStudioAuthError,
@@ -23,7 +24,6 @@ from labelloop.labelstudio import (
     LabelStudioRequestError,
     LabelStudioUnreachable,
 )
-from labelloop.labelstudio.labelconfig import build_result, parse_label_config, read_result
 from paths import gold_sentences
 
 pytestmark = pytest.mark.labelstudio

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from fixtures.labelstudio import LabelStudioServer
+from labelloop.api.labelconfig import parse_label_config, read_result
 from labelloop.labelstudio import LabelStudioClient
-from labelloop.labelstudio.labelconfig import parse_label_config, read_result
 from labelloop.labelstudio.ml_backend import MLBackendClient, MLBackendError
 from labelloop_trainer.prelabel_http import build_server, serving
 from labelloop_trainer.zeroshot import ZeroShotScorer

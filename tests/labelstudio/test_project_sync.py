@@ -21,6 +21,7 @@ import pytest
 from fixtures.labelstudio import LabelStudioServer
 from fixtures.operator import eventually
 from labelloop.api.annotationproject import AnnotationProjectSpec, DataSource, Routing
+from labelloop.api.labelconfig import build_result, parse_label_config
 from labelloop.controllers.project_sync import (
     DataSourceUnavailable,
     annotator_votes,
@@ -32,7 +33,6 @@ from labelloop.controllers.project_sync import (
 )
 from labelloop.controllers.webhooks import SECRET_HEADER
 from labelloop.labelstudio import LabelConfigRejected, LabelStudioClient
-from labelloop.labelstudio.labelconfig import build_result, parse_label_config
 from labelloop.loop.annotators import score_annotators
 from labelloop.loop.consistency import disagreements, review_filter
 from labelloop.loop.counting import tally

@@ -17,8 +17,8 @@ import pytest
 from fixtures.labelstudio import LabelStudioServer, free_port
 from labelloop.api import FineTuneJobSpec
 from labelloop.api.base import SecretKeySelector
+from labelloop.api.labelconfig import build_result, parse_label_config
 from labelloop.labelstudio import LabelStudioClient
-from labelloop.labelstudio.labelconfig import build_result, parse_label_config
 from labelloop.resources.common import Owner
 from labelloop.resources.training import (
     LabelStudioExport,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labelloop.labelstudio.labelconfig import parse_label_config
+from labelloop.api.labelconfig import parse_label_config
 from labelloop.local.demo import Annotators, DemoError, DemoSettings, load_examples, run_demo
 from paths import SHARED_DATA
 from trainer.support import build_tiny_model

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.labelstudio import LabelStudioServer
+from labelloop.api.labelconfig import build_result
 from labelloop.labelstudio import LabelStudioClient
-from labelloop.labelstudio.labelconfig import build_result
 from labelloop.local import manifests
 from labelloop.local.runner import LocalRunner, RunnerOptions
 from labelloop.local.volumes import Volumes

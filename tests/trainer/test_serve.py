@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from labelloop.labelstudio.labelconfig import Span, parse_label_config, read_result
+from labelloop.api.labelconfig import Span, parse_label_config, read_result
 from labelloop_trainer.cli import main
 from labelloop_trainer.prelabel_api import BasicAuth, Limits
 from labelloop_trainer.prelabel_http import build_server, serving

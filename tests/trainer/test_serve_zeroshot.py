@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from labelloop.labelstudio.labelconfig import parse_label_config, read_result
+from labelloop.api.labelconfig import parse_label_config, read_result
 from labelloop_trainer.prelabel_api import Limits
 from labelloop_trainer.prelabel_chain import TextInput
 from labelloop_trainer.prelabel_http import build_server, serving

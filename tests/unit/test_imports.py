@@ -10,7 +10,7 @@ from labelloop import labelstudio
 
 def test_the_label_config_parser_does_not_import_the_sdk() -> None:
     probe = (
-        "import sys, labelloop.labelstudio.labelconfig;"
+        "import sys, labelloop.api.labelconfig;"
         "print(sorted(m for m in ('label_studio_sdk', 'pandas') if m in sys.modules))"
     )
     loaded = subprocess.run(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from labelloop.labelstudio.labelconfig import (
+from labelloop.api.labelconfig import (
     LabelConfigError,
     LabelSchema,
     Span,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labelloop.labelstudio.labelconfig import build_result, parse_label_config
+from labelloop.api.labelconfig import build_result, parse_label_config
 from labelloop.labelstudio.models import Annotation, Prediction, Task
 from labelloop.loop.acceptance import MIN_REVIEWED, Acceptance, by_version, published_accuracies
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labelloop.api.labelconfig import parse_label_config
 from labelloop.labelstudio import Task
-from labelloop.labelstudio.labelconfig import parse_label_config
 from labelloop.loop.counting import tally
 from labelloop.loop.importing import KEY_FIELD
 

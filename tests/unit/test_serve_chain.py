@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from labelloop.labelstudio.labelconfig import LabelSchema, TaskType, parse_label_config
+from labelloop.api.labelconfig import LabelSchema, TaskType, parse_label_config
 from labelloop_trainer.prelabel_api import BasicAuth
 from labelloop_trainer.prelabel_chain import (
     ClassScores,

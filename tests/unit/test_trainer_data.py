@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from labelloop.labelstudio.labelconfig import TaskType
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.data import Example, Span, clean, content_hash, read_rows, stratified_split
 from labelloop_trainer.errors import BadInputError
 

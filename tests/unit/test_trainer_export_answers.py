@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from labelloop.api.labelconfig import Span, build_result, parse_label_config
 from labelloop.labelstudio import Task
-from labelloop.labelstudio.labelconfig import Span, build_result, parse_label_config
 from labelloop_trainer.config import Source, label_studio_source
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.export import Answer, choose, resolve

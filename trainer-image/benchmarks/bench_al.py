@@ -87,7 +87,7 @@ class Benchmark:
     """The fixed data of one benchmark run: cleaned rows, test set, pool, settings."""
 
     def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
-        from labelloop.labelstudio.labelconfig import LabelSchema, TaskType
+        from labelloop.api.labelconfig import LabelSchema, TaskType
         from labelloop_trainer.data import load_dataset, stratified_split
 
         self.args = args
@@ -114,7 +114,7 @@ class Benchmark:
 
     def train(self, labelled: Sequence[int], version: str, seed: int) -> Path:
         """Train one version on `labelled` with labelloop's trainer; its directory."""
-        from labelloop.labelstudio.labelconfig import TaskType
+        from labelloop.api.labelconfig import TaskType
         from labelloop_trainer import config as cfgmod
         from labelloop_trainer.cli import run_train
 

@@ -66,7 +66,7 @@ def peak_memory_mib(gpu: bool) -> float:
 
 def split(data: Path) -> tuple[Any, list[int], list[int]]:
     """The cleaned rows and the train/eval split, exactly as labelloop computes them."""
-    from labelloop.labelstudio.labelconfig import TaskType
+    from labelloop.api.labelconfig import TaskType
     from labelloop_trainer.data import load_dataset, stratified_split
 
     dataset = load_dataset(data, "sentence", "gold_label", TaskType.SINGLE_LABEL, LABELS)
@@ -78,7 +78,7 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
     """labelloop's trainer with its defaults."""
     import torch
 
-    from labelloop.labelstudio.labelconfig import TaskType
+    from labelloop.api.labelconfig import TaskType
     from labelloop_trainer.config import DataSettings, Hyperparameters, TrainConfig
     from labelloop_trainer.distributed import started
     from labelloop_trainer.progress import Progress

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelloop.labelstudio.labelconfig import TaskType, parse_label_config
+from labelloop.api.labelconfig import TaskType, parse_label_config
 from labelloop_trainer.errors import BadInputError
 
 SCHEDULERS = (

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelloop.labelstudio.labelconfig import TaskType
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.errors import BadInputError
 
 

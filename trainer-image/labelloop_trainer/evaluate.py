@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from labelloop.labelstudio.labelconfig import TaskType
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer import metrics
 from labelloop_trainer.batching import eval_batches, iterate
 from labelloop_trainer.data import load_dataset

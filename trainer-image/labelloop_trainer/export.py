@@ -40,6 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labelloop.api.labelconfig import (
+    LabelConfigError,
+    LabelSchema,
+    Span,
+    TaskType,
+    parse_label_config,
+    read_result,
+)
 from labelloop.labelstudio import (
     LabelStudioAuthError,
     LabelStudioClient,
@@ -47,14 +55,6 @@ from labelloop.labelstudio import (
     LabelStudioNotFound,
     LabelStudioUnreachable,
     Task,
-)
-from labelloop.labelstudio.labelconfig import (
-    LabelConfigError,
-    LabelSchema,
-    Span,
-    TaskType,
-    parse_label_config,
-    read_result,
 )
 from labelloop_trainer.config import DEFAULT_FIELDS, Source
 from labelloop_trainer.errors import BadInputError, TrainerError

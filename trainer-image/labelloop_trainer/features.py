@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from labelloop.labelstudio.labelconfig import TaskType
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.data import Example, Span
 
 IGNORE = -100

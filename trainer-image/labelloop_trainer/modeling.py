@@ -23,7 +23,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from labelloop.labelstudio.labelconfig import TaskType
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.config import LoraSettings
 from labelloop_trainer.errors import BadInputError
 

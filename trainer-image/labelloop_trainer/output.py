@@ -30,7 +30,7 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from labelloop.labelstudio.labelconfig import TaskType
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.errors import BadInputError, VersionExistsError
 from labelloop_trainer.modeling import base_model, load_tokenizer, with_adapter
 

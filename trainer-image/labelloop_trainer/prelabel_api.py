@@ -35,7 +35,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from labelloop.labelstudio.labelconfig import LabelConfigError, LabelSchema, parse_label_config
+from labelloop.api.labelconfig import LabelConfigError, LabelSchema, parse_label_config
 from labelloop_trainer.batcher import DynamicBatcher
 from labelloop_trainer.prelabel_chain import Scorer, TaskError, TaskInput, build_chain, task_text
 

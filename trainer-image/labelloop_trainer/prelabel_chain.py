@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from labelloop.labelstudio.labelconfig import LabelSchema, Span, TaskType, build_result
+from labelloop.api.labelconfig import LabelSchema, Span, TaskType, build_result
 
 In = TypeVar("In")
 Out = TypeVar("Out")

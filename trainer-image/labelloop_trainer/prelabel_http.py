@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from labelloop.labelstudio.labelconfig import LabelSchema
+from labelloop.api.labelconfig import LabelSchema
 from labelloop_trainer.prelabel_api import BasicAuth, Limits, PrelabelApp, Response
 from labelloop_trainer.prelabel_chain import Scorer
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from labelloop_trainer.errors import BadInputError
 
 if TYPE_CHECKING:
-    from labelloop.labelstudio.labelconfig import LabelSchema
+    from labelloop.api.labelconfig import LabelSchema
     from labelloop_trainer.prelabel_chain import Scorer
 
 USER_ENV = "LABELLOOP_BASIC_AUTH_USER"
@@ -177,7 +177,7 @@ def _descriptions(path: Path | None) -> dict[str, str] | None:
 
 
 def _label_config(path: Path | None, scorer: Scorer) -> LabelSchema | None:
-    from labelloop.labelstudio.labelconfig import LabelConfigError, parse_label_config
+    from labelloop.api.labelconfig import LabelConfigError, parse_label_config
 
     if path is None:
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from labelloop.labelstudio.labelconfig import LabelSchema, TaskType
+from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.output import LoadedVersion, load_version
 from labelloop_trainer.prelabel_chain import ClassScores, Scores, SpanScores, TextInput
 

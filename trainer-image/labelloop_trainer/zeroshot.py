@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, PreTrainedModel
 
-from labelloop.labelstudio.labelconfig import LabelSchema, TaskType
+from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.modeling import load_tokenizer
 from labelloop_trainer.prelabel_chain import ClassScores, Scores, TextInput

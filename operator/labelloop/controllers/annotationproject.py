@@ -26,6 +26,7 @@ from ..api import (
     ManifestError,
     parse_manifest,
 )
+from ..api.labelconfig import LabelConfigError, parse_label_config
 from ..labelstudio import (
     LabelConfigRejected,
     LabelStudioAuthError,
@@ -34,7 +35,6 @@ from ..labelstudio import (
     LabelStudioNotFound,
     LabelStudioUnreachable,
 )
-from ..labelstudio.labelconfig import LabelConfigError, parse_label_config
 from ..resources.common import Owner
 from ..resources.labelstudio import (
     LabelStudioInputs,

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..api import API_VERSION, PRELABEL_SERVICE
 from ..api.annotationproject import AnnotationProjectSpec
+from ..api.labelconfig import LabelSchema
 from ..labelstudio import LabelStudioClient, LabelStudioRequestError, Task
-from ..labelstudio.labelconfig import LabelSchema
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
 from ..loop import acceptance, active_learning, prelabels
 from ..resources.common import Owner

@@ -34,8 +34,8 @@ import httpx
 
 from ..api import ANNOTATION_PROJECT, API_VERSION, FINE_TUNE_JOB
 from ..api.annotationproject import AnnotationProjectSpec, DataSource
+from ..api.labelconfig import LabelSchema
 from ..labelstudio import LabelStudioClient, Task
-from ..labelstudio.labelconfig import LabelSchema
 from ..loop import annotators, consistency, counting, importing, quality, routing, trigger
 from ..resources.common import LABEL_PREFIX, Owner
 from ..resources.rounds import PROJECT_LABEL, build_round_job, round_of

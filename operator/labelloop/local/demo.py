@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..api.labelconfig import LabelSchema, build_result
 from ..api.manifests import ManifestError
 from ..labelstudio import LabelStudioError
-from ..labelstudio.labelconfig import LabelSchema, build_result
 from ..loop import acceptance
 from ..loop.counting import labels_of_result
 from ..loop.importing import KEY_FIELD, row_key
@@ -182,7 +182,7 @@ def _prepare(settings: DemoSettings) -> tuple[Project, LocalManifests, list[Exam
     project = found.project()
     spec = project.spec
     assert spec.training is not None and spec.prelabel is not None
-    from ..labelstudio.labelconfig import parse_label_config
+    from ..api.labelconfig import parse_label_config
 
     schema = parse_label_config(spec.project.label_config)
     examples, dropped = load_examples(

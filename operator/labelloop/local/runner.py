@@ -35,10 +35,10 @@ from typing import Any
 
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB
 from ..api.finetunejob import FineTuneJobSpec
+from ..api.labelconfig import LabelSchema, parse_label_config
 from ..controllers.prelabels import ensure_backend
 from ..controllers.project_sync import ensure_project, import_tasks, parse_source
 from ..labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRequestError, Task
-from ..labelstudio.labelconfig import LabelSchema, parse_label_config
 from ..labelstudio.ml_backend import MLBackendClient
 from ..loop import acceptance, active_learning, counting, importing, prelabels, promotion, trigger
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..labelstudio.labelconfig import LabelSchema
+from ..api.labelconfig import LabelSchema
 from ..labelstudio.models import Task
 from .consistency import reviews
 

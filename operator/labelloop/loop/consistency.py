@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..labelstudio.labelconfig import LabelSchema
+from ..api.labelconfig import LabelSchema
 from ..labelstudio.models import Annotation, Prediction, Task
 from .counting import counted, labels_of_result
 

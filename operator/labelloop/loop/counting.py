@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..labelstudio.labelconfig import LabelSchema, Span, read_result
+from ..api.labelconfig import LabelSchema, Span, read_result
 from ..labelstudio.models import Annotation, Task
 from .importing import KEY_FIELD
 
