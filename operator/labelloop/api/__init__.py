@@ -8,6 +8,7 @@ same manifests with them.
 from .annotationproject import AnnotationProjectSpec, AnnotationProjectStatus
 from .base import API_VERSION, GROUP, VERSION, ApiModel, Condition, Invariant
 from .finetunejob import FineTuneJobSpec, FineTuneJobStatus, FineTuneJobTemplate
+from .jobfile import JobDataset, JobFile, LabelStudioSource
 from .kinds import ANNOTATION_PROJECT, FINE_TUNE_JOB, KINDS, PRELABEL_SERVICE, Kind
 from .manifests import Manifest, ManifestError, load_manifest_dir, parse_manifest, parse_manifests
 from .prelabelservice import PrelabelServiceSpec, PrelabelServiceStatus
@@ -28,7 +29,10 @@ __all__ = [
     "FineTuneJobStatus",
     "FineTuneJobTemplate",
     "Invariant",
+    "JobDataset",
+    "JobFile",
     "Kind",
+    "LabelStudioSource",
     "Manifest",
     "ManifestError",
     "PrelabelServiceSpec",

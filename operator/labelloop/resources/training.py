@@ -14,6 +14,7 @@ from typing import Any
 
 from ..api.base import SecretKeySelector
 from ..api.finetunejob import FineTuneJobSpec
+from ..api.jobfile import JobDataset, JobFile, LabelStudioSource
 from .common import (
     RESTRICTED_CONTAINER_SECURITY,
     Manifest,
@@ -79,38 +80,38 @@ def _geometry(spec: FineTuneJobSpec) -> tuple[int, int]:
 
 
 def job_file(inputs: TrainingInputs) -> dict[str, Any]:
-    """The job file the trainer reads (`--config`)."""
+    """The job file the trainer reads (`--config`): `JobFile`, the model both sides share."""
     spec = inputs.spec
     base = mount_pvc_uri(spec.base_model.uri, "spec.baseModel.uri")
     output = mount_pvc_uri(spec.output.uri, "spec.output.uri")
-    dataset: dict[str, Any]
+    dataset: JobDataset
     if spec.dataset is not None:
         data = mount_pvc_uri(spec.dataset.uri, "spec.dataset.uri")
-        dataset = {
-            "path": data.local_path,
-            "textField": spec.dataset.text_field,
-            "labelField": spec.dataset.label_field,
-        }
+        dataset = JobDataset(
+            path=data.local_path,
+            text_field=spec.dataset.text_field,
+            label_field=spec.dataset.label_field,
+        )
     elif inputs.export is not None:
-        dataset = {
-            "labelStudio": {
-                "url": inputs.export.url,
-                "projectId": inputs.export.project_id,
-                "lastAnnotationId": inputs.export.last_annotation_id,
-            }
-        }
+        dataset = JobDataset(
+            label_studio=LabelStudioSource(
+                url=inputs.export.url,
+                project_id=inputs.export.project_id,
+                last_annotation_id=inputs.export.last_annotation_id,
+            )
+        )
     else:
         raise ValueError("a FineTuneJob of an AnnotationProject needs the project's export")
-    return {
-        "name": inputs.owner.name,
-        "namespace": inputs.owner.namespace,
-        "uid": inputs.owner.uid,
-        "modelVersion": model_version(inputs.owner),
-        "spec": spec.to_wire(),
-        "dataset": dataset,
-        "outputDir": output.local_path,
-        "baseModelDir": base.local_path,
-    }
+    return JobFile(
+        name=inputs.owner.name,
+        namespace=inputs.owner.namespace,
+        uid=inputs.owner.uid,
+        model_version=model_version(inputs.owner),
+        spec=spec,
+        dataset=dataset,
+        output_dir=output.local_path,
+        base_model_dir=base.local_path,
+    ).to_json()
 
 
 def build_job_config(inputs: TrainingInputs) -> Manifest:
