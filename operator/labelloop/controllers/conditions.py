@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 Status = Literal["True", "False", "Unknown"]
 
+# metav1.Condition's limit; a longer message (a server's error page) is cut, not refused.
+MAX_MESSAGE = 32768
+
 
 @dataclass(frozen=True)
 class ConditionUpdate:
@@ -63,7 +66,7 @@ def merge_conditions(
             "type": update.type,
             "status": update.status,
             "reason": update.reason,
-            "message": update.message,
+            "message": update.message[:MAX_MESSAGE],
             "lastTransitionTime": now if changed or old is None else old["lastTransitionTime"],
         }
         if generation is not None:

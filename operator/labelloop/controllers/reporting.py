@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import kopf
 
+from ..api.base import CommonStatus, Condition
 from .conditions import ConditionUpdate, Health, condition_status, merge_conditions, now_rfc3339
 
 
@@ -20,10 +21,12 @@ def report(
 ) -> None:
     """Patch the standard conditions (plus `extra`); post an Event when Ready or Stalled flips."""
     previous = status.get("conditions")
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = merge_conditions(
-        previous, [*health.updates(), *extra], generation, now_rfc3339()
+    merged = merge_conditions(previous, [*health.updates(), *extra], generation, now_rfc3339())
+    common = CommonStatus(
+        observed_generation=generation,
+        conditions=[Condition.model_validate(c) for c in merged],
     )
+    patch.status.update(common.model_dump(by_alias=True, exclude_unset=True, mode="json"))
     ready_flipped = condition_status(previous, "Ready") != (
         "True" if health.state == "ready" else "False"
     )

@@ -1,0 +1,124 @@
+"""What every reconcile shares: parse the spec, count and time the pass, write typed status.
+
+Each kind's handler is a function `(run, spec) -> None` wrapped by `reconciler`: the wrapper
+validates the object with the kind's pydantic models (an invalid spec becomes `Stalled` with
+the reason `InvalidSpec`, naming the field), records the pass in `labelloop.metrics`, and
+hands the handler a `Reconcile` through which it reads the previous status and writes the new
+one. Status is only ever written from the status models of `labelloop.api`, serialised with
+their aliases, so the writer and the CRD schema cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import kopf
+import pydantic
+
+from .. import metrics
+from ..api import ApiModel, Kind, ManifestError, parse_manifest
+from ..api.base import CommonStatus
+from ..resources.common import Owner
+from .conditions import ConditionUpdate, Health
+from .context import OperatorContext
+from .reporting import report
+
+SpecT = TypeVar("SpecT", bound=ApiModel)
+StatusT = TypeVar("StatusT", bound=CommonStatus)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Reconcile:
+    """One pass over one object: kopf's views of it, the operator's context, and its owner."""
+
+    body: kopf.Body
+    meta: kopf.Meta
+    status: kopf.Status
+    patch: kopf.Patch
+    context: OperatorContext
+    owner: Owner
+    outcomes: list[str]
+
+    @property
+    def generation(self) -> int | None:
+        return self.meta.get("generation")
+
+    def previous(self, model: type[StatusT]) -> StatusT:
+        """The status as the operator last wrote it, read back through its model.
+
+        A status that no longer validates (written by an older operator, or edited by hand)
+        reads as empty: the pass then rebuilds it from the cluster and Label Studio.
+        """
+        try:
+            return model.model_validate(dict(self.status))
+        except pydantic.ValidationError as error:
+            logger.warning("%s %s: ignoring an invalid status: %s", *self._who(), error)
+            return model()
+
+    def write(self, update: ApiModel) -> None:
+        """Merge the fields set on `update` (a partial status model) into the status patch.
+
+        A field set to None is written as null, which clears it.
+        """
+        self.patch.status.update(update.model_dump(by_alias=True, exclude_unset=True, mode="json"))
+
+    def report(self, health: Health, extra: Iterable[ConditionUpdate] = ()) -> None:
+        """Conclude the pass: observedGeneration, conditions, and an Event on a transition."""
+        report(self.body, self.status, self.patch, health, self.generation, extra=extra)
+        self.outcomes.append(health.state)
+
+    def _who(self) -> tuple[str, str]:
+        return self.owner.kind, f"{self.owner.namespace}/{self.owner.name}"
+
+
+InvalidHandler = Callable[[Reconcile, str], None]
+
+
+def stalled_invalid(run: Reconcile, message: str) -> None:
+    """The default answer to a spec the models refuse: Stalled, with the field named."""
+    run.report(Health("stalled", "InvalidSpec", message))
+
+
+def reconciler(
+    kind: Kind, spec_type: type[SpecT], *, on_invalid: InvalidHandler = stalled_invalid
+) -> Callable[[Callable[[Reconcile, SpecT], None]], Callable[..., None]]:
+    """Turn `handler(run, spec)` into a kopf handler for `kind` (see the module docstring)."""
+
+    def decorate(handler: Callable[[Reconcile, SpecT], None]) -> Callable[..., None]:
+        @functools.wraps(handler)  # keeps the name, so kopf's handler ids stay the same
+        def kopf_handler(
+            body: kopf.Body,
+            meta: kopf.Meta,
+            status: kopf.Status,
+            patch: kopf.Patch,
+            memo: kopf.Memo,
+            **_: Any,
+        ) -> None:
+            with metrics.timed_reconcile(kind.kind) as outcomes:
+                run = Reconcile(
+                    body=body,
+                    meta=meta,
+                    status=status,
+                    patch=patch,
+                    context=memo["context"],
+                    owner=Owner.of(kind.kind, meta),
+                    outcomes=outcomes,
+                )
+                try:
+                    spec = parse_manifest(body).spec
+                except ManifestError as error:
+                    on_invalid(run, str(error))
+                    return
+                if not isinstance(spec, spec_type):  # parse_manifest chose by body["kind"]
+                    raise TypeError(f"{kind.kind} handler got a {type(spec).__name__}")
+                handler(run, spec)
+
+        return kopf_handler
+
+    return decorate
