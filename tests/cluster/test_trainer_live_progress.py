@@ -25,8 +25,8 @@ from fixtures.operator import (
     service_account_kubeconfig,
     status_of,
 )
-from labelloop_trainer.config import JobRef
-from labelloop_trainer.kube_status import GROUP, PLURAL, VERSION, StatusReporter
+from labelloop_trainer.training.kube_status import GROUP, PLURAL, VERSION, StatusReporter
+from labelloop_trainer.training.settings import JobRef
 from trainer.operator_job import run_job_locally
 from trainer.support import build_tiny_model, toy_sentences, write_jsonl
 

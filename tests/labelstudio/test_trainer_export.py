@@ -27,8 +27,8 @@ from labelloop.resources.training import (
     model_version,
 )
 from labelloop_trainer.cli import main
-from labelloop_trainer.config import Source
-from labelloop_trainer.export import materialise
+from labelloop_trainer.training.export import materialise
+from labelloop_trainer.training.settings import Source
 from paths import gold_sentences
 from trainer.operator_job import run_job_locally
 from trainer.support import build_tiny_model, fast_flags

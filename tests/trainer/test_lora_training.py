@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from labelloop_trainer.cli import main
-from labelloop_trainer.output import load_version
+from labelloop_trainer.training.output import load_version
 from trainer.support import (
     fast_flags,
     run_module,

@@ -23,9 +23,9 @@ import pytest
 
 from labelloop.api.labelconfig import Span, parse_label_config, read_result
 from labelloop_trainer.cli import main
-from labelloop_trainer.prelabel_api import BasicAuth, Limits
-from labelloop_trainer.prelabel_http import build_server, serving
-from labelloop_trainer.version_scorer import VersionScorer
+from labelloop_trainer.serving.app import BasicAuth, Limits
+from labelloop_trainer.serving.server import build_server, serving
+from labelloop_trainer.serving.version_scorer import VersionScorer
 from trainer.support import fast_flags, toy_multi_label, toy_ner, toy_sentences, write_jsonl
 
 pytestmark = pytest.mark.trainer

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from labelloop.api.labelconfig import parse_label_config, read_result
-from labelloop_trainer.prelabel_api import Limits
-from labelloop_trainer.prelabel_chain import TextInput
-from labelloop_trainer.prelabel_http import build_server, serving
-from labelloop_trainer.zeroshot import ZeroShotScorer, zero_shot_version
+from labelloop_trainer.serving.app import Limits
+from labelloop_trainer.serving.chain import TextInput
+from labelloop_trainer.serving.server import build_server, serving
+from labelloop_trainer.serving.zeroshot import ZeroShotScorer, zero_shot_version
 from trainer.support import DYNASENT
 
 pytestmark = pytest.mark.trainer

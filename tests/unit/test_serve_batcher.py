@@ -8,7 +8,7 @@ from concurrent.futures import Future
 
 import pytest
 
-from labelloop_trainer.batcher import BatcherClosed, DynamicBatcher
+from labelloop_trainer.serving.request_batcher import BatcherClosed, DynamicBatcher
 
 
 def test_items_that_arrive_together_share_a_batch_and_keep_their_order() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from labelloop.api.labelconfig import LabelSchema, TaskType, parse_label_config
-from labelloop_trainer.prelabel_api import BasicAuth
-from labelloop_trainer.prelabel_chain import (
+from labelloop_trainer.serving.app import BasicAuth
+from labelloop_trainer.serving.chain import (
     ClassScores,
     Scored,
     Scores,

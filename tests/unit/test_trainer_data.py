@@ -1,4 +1,4 @@
-"""Cleaning, splitting and hashing of training data (labelloop_trainer.data), table-driven."""
+"""Cleaning, splitting and hashing of training data (training.data), table-driven."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from labelloop.api.labelconfig import TaskType
-from labelloop_trainer.data import Example, Span, clean, content_hash, read_rows, stratified_split
 from labelloop_trainer.errors import BadInputError
+from labelloop_trainer.training.data import (
+    Example,
+    Span,
+    clean,
+    content_hash,
+    read_rows,
+    stratified_split,
+)
 
 SINGLE = TaskType.SINGLE_LABEL
 

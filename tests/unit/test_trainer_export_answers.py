@@ -1,4 +1,4 @@
-"""Choosing one answer per task from a Label Studio export (labelloop_trainer.export), tables."""
+"""Choosing one answer per task from a Label Studio export (training.export), tables."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from labelloop.api.labelconfig import Span, build_result, parse_label_config
 from labelloop.labelstudio import Task
-from labelloop_trainer.config import Source, label_studio_source
 from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.export import Answer, choose, resolve
+from labelloop_trainer.training.export import Answer, choose, resolve
+from labelloop_trainer.training.settings import Source, label_studio_source
 
 SINGLE = parse_label_config(
     '<View><Text name="t" value="$review"/><Choices name="c" toName="t">'

@@ -88,7 +88,7 @@ class Benchmark:
 
     def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
         from labelloop.api.labelconfig import LabelSchema, TaskType
-        from labelloop_trainer.data import load_dataset, stratified_split
+        from labelloop_trainer.training.data import load_dataset, stratified_split
 
         self.args = args
         self.scratch = scratch
@@ -115,8 +115,8 @@ class Benchmark:
     def train(self, labelled: Sequence[int], version: str, seed: int) -> Path:
         """Train one version on `labelled` with labelloop's trainer; its directory."""
         from labelloop.api.labelconfig import TaskType
-        from labelloop_trainer import config as cfgmod
         from labelloop_trainer.cli import run_train
+        from labelloop_trainer.training import settings as cfgmod
 
         args = self.args
         data = self.scratch / f"{version}.jsonl"
@@ -171,7 +171,7 @@ class Benchmark:
 
     def probabilities(self, scorer: Any, rows: Sequence[int]) -> list[dict[str, float]]:
         """Every label's probability for `rows`, scored in length-sorted batches."""
-        from labelloop_trainer.prelabel_chain import TextInput
+        from labelloop_trainer.serving.chain import TextInput
 
         order = sorted(rows, key=lambda i: len(self.dataset.examples[i].text))
         scored: dict[int, dict[str, float]] = {}
@@ -186,8 +186,8 @@ class Benchmark:
 def run_strategy(bench: Benchmark, strategy: str, seed: int) -> dict[str, Any]:
     """One strategy's rounds for one seed: the points of its curve and what it picked."""
     from labelloop.loop.active_learning import Candidate, next_batch
-    from labelloop_trainer.metrics import single_label
-    from labelloop_trainer.version_scorer import VersionScorer
+    from labelloop_trainer.serving.version_scorer import VersionScorer
+    from labelloop_trainer.training.scores import single_label
 
     args = bench.args
     seed_set = bench.seed_set(seed)

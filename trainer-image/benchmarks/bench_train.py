@@ -67,7 +67,7 @@ def peak_memory_mib(gpu: bool) -> float:
 def split(data: Path) -> tuple[Any, list[int], list[int]]:
     """The cleaned rows and the train/eval split, exactly as labelloop computes them."""
     from labelloop.api.labelconfig import TaskType
-    from labelloop_trainer.data import load_dataset, stratified_split
+    from labelloop_trainer.training.data import load_dataset, stratified_split
 
     dataset = load_dataset(data, "sentence", "gold_label", TaskType.SINGLE_LABEL, LABELS)
     train, held = stratified_split(dataset.examples, EVAL_SPLIT, SEED)
@@ -79,10 +79,10 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
     import torch
 
     from labelloop.api.labelconfig import TaskType
-    from labelloop_trainer.config import DataSettings, Hyperparameters, TrainConfig
-    from labelloop_trainer.distributed import started
-    from labelloop_trainer.progress import Progress
-    from labelloop_trainer.train import train
+    from labelloop_trainer.training.distributed import started
+    from labelloop_trainer.training.loop import train
+    from labelloop_trainer.training.progress import Progress
+    from labelloop_trainer.training.settings import DataSettings, Hyperparameters, TrainConfig
 
     with tempfile.TemporaryDirectory() as output:
         cfg = TrainConfig(
@@ -123,7 +123,7 @@ def run_baseline(data: Path, epochs: int, gpu: bool, threads: int | None) -> dic
         TrainingArguments,
     )
 
-    from labelloop_trainer.metrics import single_label
+    from labelloop_trainer.training.scores import single_label
 
     dataset, train_idx, eval_idx = split(data)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))

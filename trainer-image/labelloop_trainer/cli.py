@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labelloop_trainer import config as cfgmod
-from labelloop_trainer import metrics
-from labelloop_trainer.config import DEFAULT_FIELDS, TrainConfig
 from labelloop_trainer.errors import BadInputError, TrainerError
+from labelloop_trainer.training import scores
+from labelloop_trainer.training import settings as cfgmod
+from labelloop_trainer.training.settings import DEFAULT_FIELDS, TrainConfig
 
 
 def _batch_size(value: str) -> int | None:
@@ -103,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--base-model", type=Path, help="override the base model directory")
     _evaluation_flags(evaluate)
 
-    from labelloop_trainer import serve  # the prelabel server (serve.py)
+    from labelloop_trainer.serving import serve  # the prelabel server (serving/serve.py)
 
     serve.add_parser(commands)
     return top
@@ -182,7 +182,7 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
 
 def _export_manifest(data: Path) -> tuple[str | None, dict[str, Any] | None]:
     """The label config and source of an `export` file, from the manifest beside it."""
-    from labelloop_trainer.export import dataset_source, manifest_path
+    from labelloop_trainer.training.export import dataset_source, manifest_path
 
     try:
         manifest = json.loads(manifest_path(data).read_text(encoding="utf-8"))
@@ -193,13 +193,13 @@ def _export_manifest(data: Path) -> tuple[str | None, dict[str, Any] | None]:
 
 def run_train(cfg: TrainConfig) -> Path | None:
     """Train, judge the gate and write the version; the version directory on rank 0."""
-    from labelloop_trainer.distributed import barrier, started
-    from labelloop_trainer.export import exports_dir
-    from labelloop_trainer.kube_status import reporter
-    from labelloop_trainer.output import write_result, write_version
-    from labelloop_trainer.progress import Progress
-    from labelloop_trainer.promotion import judge, previous_metrics
-    from labelloop_trainer.train import checkpoint_dir, train
+    from labelloop_trainer.training.distributed import barrier, started
+    from labelloop_trainer.training.export import exports_dir
+    from labelloop_trainer.training.gate import judge, previous_metrics
+    from labelloop_trainer.training.kube_status import reporter
+    from labelloop_trainer.training.loop import checkpoint_dir, train
+    from labelloop_trainer.training.output import write_result, write_version
+    from labelloop_trainer.training.progress import Progress
 
     previous = previous_metrics(cfg.previous_version_dir)
     with started() as ctx:
@@ -213,7 +213,7 @@ def run_train(cfg: TrainConfig) -> Path | None:
         if not ctx.is_main:
             barrier(ctx)
             return None
-        scalars = metrics.scalars(outcome.metrics)
+        scalars = scores.scalars(outcome.metrics)
         verdict = judge(cfg.promotion, scalars, previous)
         resolved = cfg.to_json() | {"model_version": outcome.version}
         resolved["hyper"]["batch_size"] = outcome.batch_size
@@ -283,14 +283,14 @@ def _remove_work_dir(directory: Path) -> None:
 
 def _result_metrics(cfg: TrainConfig, scalars: dict[str, float]) -> dict[str, float]:
     """The requested metrics, the contract's `accuracy` and `macro_f1`, and plug-in values."""
-    built_in, _ = metrics.requested(cfg.metrics)
+    built_in, _ = scores.requested(cfg.metrics)
     wanted = {*built_in, "accuracy", "macro_f1", "eval_loss"}
-    return {k: round(v, 6) for k, v in scalars.items() if k in wanted or k not in metrics.BUILT_IN}
+    return {k: round(v, 6) for k, v in scalars.items() if k in wanted or k not in scores.BUILT_IN}
 
 
 def run_export(args: argparse.Namespace) -> Path:
     """Export a project's annotations up to the cut-off; the file written."""
-    from labelloop_trainer.export import export, token_from_env
+    from labelloop_trainer.training.export import export, token_from_env
 
     source = cfgmod.Source(args.url, args.project_id, args.last_annotation_id)
     manifest = export(source, token_from_env(), args.output)
@@ -310,10 +310,10 @@ def run_export(args: argparse.Namespace) -> Path:
 
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score a version; with `--previous`, also judge its own gate against that version."""
-    from labelloop_trainer.evaluate import evaluate_version
-    from labelloop_trainer.promotion import judge, previous_metrics
+    from labelloop_trainer.training.evaluate import evaluate_version
+    from labelloop_trainer.training.gate import judge, previous_metrics
 
-    _, plugins = metrics.requested(args.metrics or ())
+    _, plugins = scores.requested(args.metrics or ())
     result = evaluate_version(
         args.model,
         args.data,
@@ -329,7 +329,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             gate.get("metric", "f1"), gate.get("minimum", 0.0), gate.get("must_improve", True)
         )
         result["promotion"] = judge(
-            promotion, metrics.scalars(result), previous_metrics(args.previous)
+            promotion, scores.scalars(result), previous_metrics(args.previous)
         ).to_json()
     return result
 
@@ -347,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(run_export(args))
             return 0
         if args.command == "serve":
-            from labelloop_trainer import serve
+            from labelloop_trainer.serving import serve
 
             return serve.run(args)
         if args.command == "train":

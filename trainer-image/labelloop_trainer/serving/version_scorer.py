@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from labelloop.api.labelconfig import LabelSchema, TaskType
-from labelloop_trainer.output import LoadedVersion, load_version
-from labelloop_trainer.prelabel_chain import ClassScores, Scores, SpanScores, TextInput
+from labelloop_trainer.serving.chain import ClassScores, Scores, SpanScores, TextInput
+from labelloop_trainer.training.output import LoadedVersion, load_version
 
 
 class VersionScorer:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from labelloop_trainer.config import JobRef
+from labelloop_trainer.training.settings import JobRef
 
 GROUP, VERSION, PLURAL = "labelloop.io", "v1alpha1", "finetunejobs"
 INTERVAL_S = 10.0

@@ -5,7 +5,7 @@ process. NCCL joins GPUs, gloo joins CPU processes. On CPU each process starts w
 share of the cores it may use (its affinity mask and its cgroup CPU quota, which is what a
 pod's CPU limit becomes): torch's default of one thread per core of the host oversubscribes
 the cores as soon as a pod is limited or two processes share a machine, and an
-oversubscribed thread pool is several times slower than a smaller one (`train.py` then
+oversubscribed thread pool is several times slower than a smaller one (`loop.py` then
 measures whether fewer threads are faster still on a machine busy with other work).
 """
 

@@ -24,8 +24,8 @@ from transformers import AutoModel, PreTrainedModel
 
 from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.modeling import load_tokenizer
-from labelloop_trainer.prelabel_chain import ClassScores, Scores, TextInput
+from labelloop_trainer.serving.chain import ClassScores, Scores, TextInput
+from labelloop_trainer.training.modeling import load_tokenizer
 
 DEFAULT_TEMPERATURE = 0.05
 DEFAULT_TEMPLATE = "{description}"

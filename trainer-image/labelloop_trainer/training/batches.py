@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from labelloop_trainer.features import IGNORE, Feature
+from labelloop_trainer.training.features import IGNORE, Feature
 
 POOL_BATCHES = 50
 """Batches per sorting pool: large enough to group lengths, small enough to stay random."""

@@ -1,7 +1,7 @@
 """Cleaned examples → token ids and targets, once, before training.
 
 Texts are tokenised a single time without padding; batches are padded later to their own
-longest member (`batching.py`), which on short annotation texts saves most of the compute a
+longest member (`batches.py`), which on short annotation texts saves most of the compute a
 fixed-length padding would waste. NER spans become BIO tags per sub-word token through the
 tokenizer's character offsets, so any fast tokenizer works, whatever its word splitting.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from labelloop.api.labelconfig import TaskType
-from labelloop_trainer.data import Example, Span
+from labelloop_trainer.training.data import Example, Span
 
 IGNORE = -100
 """Target of tokens that are not scored (special tokens), as in torch's cross-entropy."""

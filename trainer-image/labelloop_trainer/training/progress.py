@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from labelloop_trainer.kube_status import StatusReporter
+    from labelloop_trainer.training.kube_status import StatusReporter
 
 BAR_WIDTH = 30
 LINES_PER_EPOCH = 20

@@ -1,13 +1,14 @@
 """Label Studio's ML backend protocol, as a function from request to response.
 
-Kept apart from the HTTP plumbing (`serve.py`) so the protocol — what is accepted, what each
+Kept apart from the HTTP plumbing (`server.py`) so the protocol — what is accepted, what each
 refusal says — reads in one place. Label Studio stores whatever comes back, and drops every
 prediction of a call whose result count does not match its tasks, so a request is checked
 in full before any task reaches the model: a bad task fails its whole request with a 4xx
 naming the field, instead of a partial answer Label Studio would silently discard.
 
 `/health` and `/metrics` answer without credentials, since Kubernetes probes and Prometheus
-scrapes carry none and neither reveals more than the model version; `/setup`, `/predict`
+scrapes carry none and neither reveals more than the model version (the metrics themselves
+are in `telemetry.py`); `/setup`, `/predict`
 and `/webhook` require basic auth when it is configured. Request bodies are never logged:
 `/setup` carries the project owner's Label Studio `access_token`.
 """
@@ -26,18 +27,11 @@ from functools import lru_cache
 from typing import Any
 
 from langchain_core.runnables import Runnable
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
 
 from labelloop.api.labelconfig import LabelConfigError, LabelSchema, parse_label_config
-from labelloop_trainer.batcher import DynamicBatcher
-from labelloop_trainer.prelabel_chain import Scorer, TaskError, TaskInput, build_chain, task_text
+from labelloop_trainer.serving.chain import Scorer, TaskError, TaskInput, build_chain, task_text
+from labelloop_trainer.serving.request_batcher import DynamicBatcher
+from labelloop_trainer.serving.telemetry import PrelabelMetrics
 
 log = logging.getLogger(__name__)
 
@@ -101,59 +95,6 @@ class Limits:
     batch_wait_s: float = 0.005
 
 
-class Metrics:
-    """The server's Prometheus metrics, in a registry of its own (one per server)."""
-
-    def __init__(self, model_version: str, task_type: str) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "labelloop_prelabel_requests",
-            "HTTP requests by path and status code",
-            ["path", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "labelloop_prelabel_request_seconds",
-            "Time to answer a request, by path",
-            ["path"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=self.registry,
-        )
-        self.predictions = Counter(
-            "labelloop_prelabel_predictions", "Tasks predicted", registry=self.registry
-        )
-        self.batch_size = Histogram(
-            "labelloop_prelabel_batch_size",
-            "Tasks per forward pass",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-            registry=self.registry,
-        )
-        self.batch_seconds = Histogram(
-            "labelloop_prelabel_batch_seconds",
-            "Time of one batch through the chain (formatting, forward pass, parsing)",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
-        )
-        self.webhook_events = Counter(
-            "labelloop_prelabel_webhook_events",
-            "Webhook events received (and ignored), by action",
-            ["action"],
-            registry=self.registry,
-        )
-        info = Gauge(
-            "labelloop_prelabel_model_info",
-            "The model version served",
-            ["model_version", "task_type"],
-            registry=self.registry,
-        )
-        info.labels(model_version, task_type).set(1)
-
-    def observe_batch(self, size: int, seconds: float) -> None:
-        self.batch_size.observe(size)
-        self.batch_seconds.observe(seconds)
-        self.predictions.inc(size)
-
-
 class PrelabelApp:
     """One model version behind Label Studio's ML backend protocol.
 
@@ -173,7 +114,7 @@ class PrelabelApp:
         self.scorer = scorer
         self.limits = limits or Limits()
         self.auth = auth
-        self.metrics = Metrics(scorer.model_version, scorer.task_type.value)
+        self.metrics = PrelabelMetrics(scorer.model_version, scorer.task_type.value)
         self._default_schema = default_schema
         self._project_schemas: dict[str, LabelSchema] = {}
         self.chain = chain or build_chain(scorer)
@@ -215,7 +156,8 @@ class PrelabelApp:
         if route == "/health":
             return _json(200, self._health())
         if route == "/metrics":
-            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+            body, content_type = self.metrics.exposition()
+            return Response(200, body, content_type)
         if self.auth is not None and not self.auth.allows(_header(headers, "Authorization")):
             raise RequestError(401, "Authorization", "basic auth credentials required")
         payload = _json_object(body)

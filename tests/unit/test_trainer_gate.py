@@ -1,4 +1,4 @@
-"""The promotion gate (labelloop_trainer.promotion), table-driven."""
+"""The promotion gate (labelloop_trainer.training.gate), table-driven."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labelloop_trainer.config import Promotion
 from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.promotion import judge, previous_metrics
+from labelloop_trainer.training.gate import judge, previous_metrics
+from labelloop_trainer.training.settings import Promotion
 
 NOW = {"macro_f1": 0.79, "accuracy": 0.81}
 

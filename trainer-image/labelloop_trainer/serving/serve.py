@@ -3,9 +3,10 @@
 `serve --model DIR` serves a fine-tuned version directory (what the operator's
 PrelabelService runs, readiness on `GET /health`); `serve --zero-shot --base-model DIR`
 serves round 0's zero-shot prelabeler from the base encoder. The protocol is in
-`prelabel_api.py`, the HTTP plumbing in `prelabel_http.py`, the model chain in
-`prelabel_chain.py`, the batching in `batcher.py`; this module is only the command line and
-imports them when the command runs, so `train` does not pay for LangChain and the server.
+`app.py`, the HTTP plumbing in `server.py`, the model chain in `chain.py`, the batching in
+`request_batcher.py` and the Prometheus metrics in `telemetry.py`; this module is only the
+command line and imports them when the command runs, so `train` does not pay for LangChain
+and the server.
 
 Once listening, one line goes to stdout, `listening on http://HOST:PORT`, so a caller that
 asked for port 0 learns the port. Basic auth credentials are best given by environment
@@ -28,12 +29,12 @@ from labelloop_trainer.errors import BadInputError
 
 if TYPE_CHECKING:
     from labelloop.api.labelconfig import LabelSchema
-    from labelloop_trainer.prelabel_chain import Scorer
+    from labelloop_trainer.serving.chain import Scorer
 
 USER_ENV = "LABELLOOP_BASIC_AUTH_USER"
 PASSWORD_ENV = "LABELLOOP_BASIC_AUTH_PASSWORD"
 
-log = logging.getLogger("labelloop_trainer.serve")
+log = logging.getLogger("labelloop_trainer.serving.serve")
 
 
 def add_parser(commands: Any) -> None:
@@ -83,7 +84,7 @@ def add_parser(commands: Any) -> None:
 def load_scorer(args: argparse.Namespace) -> Scorer:
     """The fine-tuned version or the zero-shot prelabeler the flags ask for."""
     if args.zero_shot:
-        from labelloop_trainer.zeroshot import DEFAULT_TEMPERATURE, ZeroShotScorer
+        from labelloop_trainer.serving.zeroshot import DEFAULT_TEMPERATURE, ZeroShotScorer
 
         if args.base_model is None:
             raise BadInputError("serve: --zero-shot needs --base-model")
@@ -98,7 +99,7 @@ def load_scorer(args: argparse.Namespace) -> Scorer:
         raise BadInputError(
             "serve: --label-descriptions and --zero-shot-temperature need --zero-shot"
         )
-    from labelloop_trainer.version_scorer import VersionScorer
+    from labelloop_trainer.serving.version_scorer import VersionScorer
 
     return VersionScorer.from_directory(
         args.model, args.base_model, args.device, args.model_version
@@ -110,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from labelloop_trainer.prelabel_api import BasicAuth, Limits
-    from labelloop_trainer.prelabel_http import build_server
+    from labelloop_trainer.serving.app import BasicAuth, Limits
+    from labelloop_trainer.serving.server import build_server
 
     given = {"max_tasks": args.max_batch, "batch_size": args.batch_size}
     for name, value in given.items():

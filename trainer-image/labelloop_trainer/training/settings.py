@@ -210,8 +210,8 @@ def from_job(job: Mapping[str, Any]) -> TrainConfig:
     version = _str(job.get("modelVersion"), "modelVersion")
     identity = _job_ref(job)
     if "labelStudio" in dataset:
-        from labelloop_trainer.export import exports_dir, materialise
-        from labelloop_trainer.output import check_new
+        from labelloop_trainer.training.export import exports_dir, materialise
+        from labelloop_trainer.training.output import check_new
 
         source = label_studio_source(dataset["labelStudio"])
         check_new(output_dir, version)  # a finished job exits 3 without asking Label Studio

@@ -18,13 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from labelloop.api.labelconfig import LabelSchema
-from labelloop_trainer.prelabel_api import BasicAuth, Limits, PrelabelApp, Response
-from labelloop_trainer.prelabel_chain import Scorer
+from labelloop_trainer.serving.app import BasicAuth, Limits, PrelabelApp, Response
+from labelloop_trainer.serving.chain import Scorer
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """Far above 1000 tasks of ordinary text; a larger body is refused unread."""
 
-log = logging.getLogger("labelloop_trainer.serve")
+log = logging.getLogger("labelloop_trainer.serving.serve")
 
 
 class PrelabelHandler(BaseHTTPRequestHandler):

@@ -24,8 +24,8 @@ from transformers import (
 )
 
 from labelloop.api.labelconfig import TaskType
-from labelloop_trainer.config import LoraSettings
 from labelloop_trainer.errors import BadInputError
+from labelloop_trainer.training.settings import LoraSettings
 
 QUERY_VALUE_NAMES = (
     ("query", "value"),  # BERT, RoBERTa, MiniLM, ELECTRA

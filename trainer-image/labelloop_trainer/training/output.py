@@ -32,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.errors import BadInputError, VersionExistsError
-from labelloop_trainer.modeling import base_model, load_tokenizer, with_adapter
+from labelloop_trainer.training.modeling import base_model, load_tokenizer, with_adapter
 
 RESULT_LIMIT = 4096
 """Kubernetes keeps at most 4 KiB of a termination message."""

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 
 from labelloop.api.labelconfig import TaskType
-from labelloop_trainer import metrics
-from labelloop_trainer.batching import eval_batches, iterate
-from labelloop_trainer.data import load_dataset
-from labelloop_trainer.distributed import Context, gather
-from labelloop_trainer.features import IGNORE, Feature, encode, output_names
+from labelloop_trainer.training import scores
+from labelloop_trainer.training.batches import eval_batches, iterate
+from labelloop_trainer.training.data import load_dataset
+from labelloop_trainer.training.distributed import Context, gather
+from labelloop_trainer.training.features import IGNORE, Feature, encode, output_names
 
 Prediction = int | tuple[bool, ...] | tuple[int, ...]
 """A class id, a multi-hot choice, or the tag ids of the scored tokens (NER)."""
@@ -124,21 +124,21 @@ def score(
     if task_type is TaskType.SINGLE_LABEL:
         gold_ids = [_class_id(features[i].target) for i in order]
         pred_ids = [_class_id(predictions.by_index[i]) for i in order]
-        result = metrics.single_label(gold_ids, pred_ids, labels)
+        result = scores.single_label(gold_ids, pred_ids, labels)
         gold: list[Any] = [labels[i] for i in gold_ids]
         pred: list[Any] = [labels[i] for i in pred_ids]
     elif task_type is TaskType.MULTI_LABEL:
         gold_hot = [_flags(features[i].target) for i in order]
         pred_hot = [_flags(predictions.by_index[i]) for i in order]
-        result = metrics.multi_label(gold_hot, pred_hot, labels)
+        result = scores.multi_label(gold_hot, pred_hot, labels)
         gold = [[lb for lb, on in zip(labels, h, strict=True) if on] for h in gold_hot]
         pred = [[lb for lb, on in zip(labels, h, strict=True) if on] for h in pred_hot]
     else:
         gold = [[names[t] for t in _tag_ids(features[i].target) if t != IGNORE] for i in order]
         pred = [[names[t] for t in _tag_ids(predictions.by_index[i])] for i in order]
-        result = metrics.ner(gold, pred, labels)
+        result = scores.ner(gold, pred, labels)
     result["eval_loss"] = predictions.loss
-    result.update(metrics.run_plugins(plugins, gold, pred, labels))
+    result.update(scores.run_plugins(plugins, gold, pred, labels))
     return result
 
 
@@ -168,7 +168,7 @@ def evaluate_version(
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """Score a saved version on a labelled file (rows with labels it lacks are dropped)."""
-    from labelloop_trainer.output import load_version
+    from labelloop_trainer.training.output import load_version
 
     loaded = load_version(version_dir, base_model_dir)
     trained = loaded.label_map

@@ -1,4 +1,4 @@
-"""Metric definitions (labelloop_trainer.metrics), table-driven against hand-computed values."""
+"""Metric definitions (training.scores), table-driven against hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from labelloop_trainer import metrics
 from labelloop_trainer.errors import BadInputError
+from labelloop_trainer.training import scores
 
 
 def test_single_label_against_hand_computed_values() -> None:
     # gold a a a b b c ; pred a a b b c c
-    result = metrics.single_label([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], ["a", "b", "c"])
+    result = scores.single_label([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], ["a", "b", "c"])
     assert result["accuracy"] == pytest.approx(4 / 6)
     per = result["per_class"]
     assert (per["a"]["precision"], per["a"]["recall"]) == (1.0, pytest.approx(2 / 3))
@@ -27,14 +27,14 @@ def test_single_label_against_hand_computed_values() -> None:
 
 
 def test_a_class_never_predicted_scores_zero_not_nan() -> None:
-    result = metrics.single_label([0, 1], [0, 0], ["a", "b"])
+    result = scores.single_label([0, 1], [0, 0], ["a", "b"])
     assert result["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 
 
 def test_multi_label() -> None:
     gold = [(True, False), (True, True), (False, False)]
     pred = [(True, False), (True, False), (False, True)]
-    result = metrics.multi_label(gold, pred, ["x", "y"])
+    result = scores.multi_label(gold, pred, ["x", "y"])
     assert result["accuracy"] == pytest.approx(1 / 3)
     assert result["confusion_matrix"]["y"] == {"tp": 0, "fp": 1, "fn": 1, "tn": 1}
     assert result["per_class"]["x"]["f1"] == 1.0
@@ -54,13 +54,13 @@ ENTITY_CASES: list[tuple[list[str], set[tuple[str, int, int]]]] = [
 
 @pytest.mark.parametrize(("tags", "expected"), ENTITY_CASES)
 def test_entities(tags: list[str], expected: set[tuple[str, int, int]]) -> None:
-    assert metrics.entities(tags) == expected
+    assert scores.entities(tags) == expected
 
 
 def test_ner_counts_an_entity_only_when_type_and_boundaries_match() -> None:
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O"]]
     pred = [["B-PER", "O", "O", "B-LOC"], ["B-LOC", "O"]]
-    result = metrics.ner(gold, pred, ["LOC", "PER"])
+    result = scores.ner(gold, pred, ["LOC", "PER"])
     assert result["per_class"]["LOC"]["f1"] == 1.0
     assert result["per_class"]["PER"]["f1"] == 0.0
     assert result["micro_f1"] == pytest.approx(2 / 3)
@@ -74,8 +74,8 @@ def test_ner_counts_an_entity_only_when_type_and_boundaries_match() -> None:
      ("accuracy", "accuracy", True), ("eval_loss", "eval_loss", False)],
 )  # fmt: skip
 def test_names(name: str, canonical: str, higher: bool) -> None:
-    assert metrics.canonical(name) == canonical
-    assert metrics.higher_is_better(name) is higher
+    assert scores.canonical(name) == canonical
+    assert scores.higher_is_better(name) is higher
 
 
 def test_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,7 +92,7 @@ def test_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    values = metrics.run_plugins(
+    values = scores.run_plugins(
         ["domain_metrics:cost", "domain_metrics:pair"], ["a", "b"], ["a", "a"], ["a", "b"]
     )
     assert values == {"cost": 10.0, "n_gold": 2.0, "n_labels": 2.0}
@@ -105,18 +105,18 @@ def test_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 )  # fmt: skip
 def test_bad_plugins(path: str, phrase: str) -> None:
     with pytest.raises(BadInputError, match=phrase):
-        metrics.load_plugin(path)
+        scores.load_plugin(path)
 
 
 def test_requested_splits_names_and_rejects_unknown() -> None:
-    assert metrics.requested(["f1", "accuracy", "math:fsum"]) == (
+    assert scores.requested(["f1", "accuracy", "math:fsum"]) == (
         ["macro_f1", "accuracy"],
         ["math:fsum"],
     )
     with pytest.raises(BadInputError, match="not a metric"):
-        metrics.requested(["bleu"])
+        scores.requested(["bleu"])
 
 
 def test_scalars_keep_numbers_only() -> None:
     data: dict[str, Any] = {"accuracy": 1, "per_class": {}, "flag": True, "macro_f1": 0.5}
-    assert metrics.scalars(data) == {"accuracy": 1.0, "macro_f1": 0.5}
+    assert scores.scalars(data) == {"accuracy": 1.0, "macro_f1": 0.5}

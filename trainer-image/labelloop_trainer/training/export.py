@@ -56,8 +56,8 @@ from labelloop.labelstudio import (
     LabelStudioUnreachable,
     Task,
 )
-from labelloop_trainer.config import DEFAULT_FIELDS, Source
 from labelloop_trainer.errors import BadInputError, TrainerError
+from labelloop_trainer.training.settings import DEFAULT_FIELDS, Source
 
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 EXPORT_FILE = "dataset.jsonl"

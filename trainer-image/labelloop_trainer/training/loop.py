@@ -3,7 +3,7 @@
 Why not `Trainer`: the loop itself is forty lines, and owning it makes the parts that decide
 throughput explicit instead of spread over a hundred `TrainingArguments`:
 
-- batches of similar length padded only to their longest member (`batching.py`), so short
+- batches of similar length padded only to their longest member (`batches.py`), so short
   annotation texts do not pay for long ones, and texts tokenised once up front;
 - one evaluation per epoch (early stopping needs it) on length-sorted, doubled batches in
   `inference_mode`, sharded over the processes, and no extra final evaluation: the result is
@@ -34,17 +34,17 @@ from peft import PeftModel
 from torch.nn.parallel import DistributedDataParallel
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from labelloop_trainer import checkpoints, metrics
-from labelloop_trainer.batching import collate, iterate, train_batches
-from labelloop_trainer.config import TrainConfig
-from labelloop_trainer.data import load_dataset, manifest, stratified_split
-from labelloop_trainer.distributed import Context, barrier, min_over_processes
 from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.evaluate import autocast, predict_sharded, score
-from labelloop_trainer.features import Feature, encode, output_names
-from labelloop_trainer.modeling import base_model, load_tokenizer, use_bf16, with_lora
-from labelloop_trainer.output import check_new, derive_version
-from labelloop_trainer.progress import Progress
+from labelloop_trainer.training import checkpoints, scores
+from labelloop_trainer.training.batches import collate, iterate, train_batches
+from labelloop_trainer.training.data import load_dataset, manifest, stratified_split
+from labelloop_trainer.training.distributed import Context, barrier, min_over_processes
+from labelloop_trainer.training.evaluate import autocast, predict_sharded, score
+from labelloop_trainer.training.features import Feature, encode, output_names
+from labelloop_trainer.training.modeling import base_model, load_tokenizer, use_bf16, with_lora
+from labelloop_trainer.training.output import check_new, derive_version
+from labelloop_trainer.training.progress import Progress
+from labelloop_trainer.training.settings import TrainConfig
 
 CPU_BATCH_SIZE = 16
 MAX_AUTO_BATCH_SIZE = 1024
@@ -84,9 +84,9 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
     started = time.perf_counter()
     hyper = cfg.hyper
     data = cfg.data
-    _, plugins = metrics.requested(cfg.metrics)
-    monitor = metrics.canonical(hyper.monitor)
-    if monitor not in metrics.BUILT_IN and not plugins:
+    _, plugins = scores.requested(cfg.metrics)
+    monitor = scores.canonical(hyper.monitor)
+    if monitor not in scores.BUILT_IN and not plugins:
         raise BadInputError(f"earlyStopping.metric: {hyper.monitor!r} is not computed")
     dataset = load_dataset(
         data.path, data.text_field, data.label_field, data.task_type, data.labels
@@ -240,14 +240,14 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
             ),
             plugins,
         )
-        scalars = metrics.scalars(evaluation)
+        scalars = scores.scalars(evaluation)
         if monitor not in scalars:
             raise BadInputError(
                 f"earlyStopping.metric: {hyper.monitor!r} is not computed; "
                 f"available: {', '.join(sorted(scalars))}"
             )
         early.history.append({"epoch": epoch, **scalars})
-        if early.update(scalars[monitor], epoch, metrics.higher_is_better(monitor)):
+        if early.update(scalars[monitor], epoch, scores.higher_is_better(monitor)):
             best_state, best_metrics = checkpoints.trainable_state(model), evaluation
         stopped_early = early.stale >= hyper.patience and epoch < hyper.epochs
         progress.event("epoch", epoch=epoch, metrics=scalars, best=early.best_epoch == epoch)

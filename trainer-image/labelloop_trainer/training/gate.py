@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from labelloop_trainer.config import Promotion
 from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.metrics import canonical, higher_is_better
+from labelloop_trainer.training.scores import canonical, higher_is_better
+from labelloop_trainer.training.settings import Promotion
 
 
 @dataclass(frozen=True)
