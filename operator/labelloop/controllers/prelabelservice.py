@@ -22,8 +22,8 @@ from ..api import (
     parse_manifest,
 )
 from ..loop import acceptance
-from ..loop.promotion import newest_promotable, succeeded_version
 from ..loop.rollout import Observed, Plan, RolloutState, Target, VersionState, plan_rollout
+from ..loop.serving import choose_version
 from ..resources.common import Owner, UnsupportedUri, labels, mount_pvc_uri
 from ..resources.prelabel import (
     COMPONENT,
@@ -127,27 +127,12 @@ def reconcile_prelabel_service(
 
 
 def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -> Target:
-    if spec.auto_promote:
-        newest = _newest_promotable(context, owner, spec.annotation_project_ref.name)
-        if newest is not None:
-            return newest
-    model = spec.model
-    if model.version is not None and model.uri is not None:
-        return Target(model.version, model.uri)
-    assert model.fine_tune_job_ref is not None
-    name = model.fine_tune_job_ref.name
-    job = context.kube.get(API, FINE_TUNE_JOB.kind, name, owner.namespace)
-    if job is None:
-        raise _NoTarget(f"FineTuneJob {name} not found")
-    target = succeeded_version(job)
-    if target is None:
-        raise _NoTarget(f"waiting for FineTuneJob {name} to succeed")
-    return target
-
-
-def _newest_promotable(context: OperatorContext, owner: Owner, project: str) -> Target | None:
+    """The version to serve: `loop.serving.choose_version`, as the local runner chooses it."""
     jobs = context.kube.list(API, FINE_TUNE_JOB.kind, owner.namespace, {})
-    return newest_promotable(jobs, project)
+    choice = choose_version(spec, jobs)
+    if choice.target is None:
+        raise _NoTarget(choice.reason)
+    return choice.target
 
 
 def _parse_time(value: str | None) -> datetime:

@@ -6,11 +6,12 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
    FineTuneJob exactly as the operator does (`resources.rounds`), turn it into the trainer's
    job file (`resources.training.job_file`: the trainer exports the project's annotations up
    to the round's cut-off itself) and run the trainer as a local process;
-2. pick the version to serve (`loop.promotion`: with `autoPromote`, the newest round that
-   passed its gate) and take one rollout step (`loop.rollout.plan_rollout`), observing each
-   version's server (`GET /health` for readiness, `loop.acceptance` for prelabel accuracy); a
-   server process stands for a Deployment, so a version the plan gives replicas runs and a
-   version at zero replicas is stopped, its directory kept for rollback;
+2. pick the version to serve (`loop.serving`: with `autoPromote`, the newest round that
+   passed its gate, else `spec.model`) and take one rollout step
+   (`loop.rollout.plan_rollout`), observing each version's server (`GET /health` for
+   readiness, `loop.acceptance` for prelabel accuracy); a server process stands for a
+   Deployment, so a version the plan gives replicas runs and a version at zero replicas is
+   stopped, its directory kept for rollback;
 3. the operator's prelabel step (`loop.prelabels`): the serving version as the project's one
    ML backend, asked about every unlabelled task without its prediction, and the most
    informative `batchSize` answers (`loop.active_learning`) imported, once per pass.
@@ -40,7 +41,7 @@ from ..controllers.prelabels import ensure_backend
 from ..controllers.project_sync import ensure_project, import_tasks, parse_source
 from ..labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRequestError, Task
 from ..labelstudio.ml_backend import MLBackendClient
-from ..loop import acceptance, active_learning, counting, importing, prelabels, promotion, trigger
+from ..loop import acceptance, active_learning, counting, importing, prelabels, serving, trigger
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
@@ -79,7 +80,7 @@ class RoundRecord:
     message: str | None = None
 
     def as_job(self, project: str) -> JSON:
-        """The FineTuneJob object `loop.promotion` reads."""
+        """The FineTuneJob object `loop.serving` reads."""
         status: JSON = {"phase": self.phase, "completionTime": self.completion_time}
         if self.model_version and self.artifact_uri:
             status |= {"modelVersion": self.model_version, "artifactUri": self.artifact_uri}
@@ -449,18 +450,12 @@ class LocalRunner:
     # -- rollout ----------------------------------------------------------------------------------
 
     def _target(self) -> Target | None:
-        """The version the PrelabelService asks for now, as the operator would choose it."""
+        """The version the PrelabelService asks for now: `loop.serving.choose_version`, as the
+        operator chooses it; None means none yet, and the zero-shot server serves (round 0)."""
         service = self.project.service
         assert service is not None
         jobs = [r.as_job(self.project.name) for r in self.state.rounds]
-        if service.auto_promote:
-            return promotion.newest_promotable(jobs, self.project.name)
-        if service.model.fine_tune_job_ref is not None:
-            wanted = service.model.fine_tune_job_ref.name
-            job = next((j for j in jobs if j["metadata"]["name"] == wanted), None)
-            return None if job is None else promotion.succeeded_version(job)
-        assert service.model.version is not None and service.model.uri is not None
-        return Target(service.model.version, service.model.uri)
+        return serving.choose_version(service, jobs).target
 
     def _rollout(self, tasks: list[Task]) -> tuple[str, bool]:
         """One rollout step; (what it says, whether a rollout is under way)."""

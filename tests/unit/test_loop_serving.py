@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from labelloop.loop.promotion import newest_promotable
 from labelloop.loop.rollout import Target
+from labelloop.loop.serving import newest_promotable
 
 
 def job(
