@@ -40,6 +40,7 @@ def _operator(args: argparse.Namespace) -> int:
         trainer_cluster_role=args.trainer_cluster_role,
         webhook_listen=args.webhook_listen or None,
         webhook_url=args.webhook_url or None,
+        metrics_listen=args.metrics_listen or None,
     )
     run(
         config,
@@ -228,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LABELLOOP_WEBHOOK_URL", ""),
         help="base URL Label Studio posts webhooks to, e.g. http://labelloop.labelloop-system"
         ".svc:8081 (default $LABELLOOP_WEBHOOK_URL; empty registers none)",
+    )
+    operator.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("LABELLOOP_METRICS_LISTEN", ""),
+        help="host:port of the Prometheus endpoint /metrics, e.g. 0.0.0.0:8000 "
+        "(default $LABELLOOP_METRICS_LISTEN; empty serves none)",
     )
     operator.add_argument(
         "--liveness",

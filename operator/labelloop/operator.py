@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from . import controllers
+from . import controllers, metrics
 from .controllers.context import OperatorConfig, OperatorContext
 from .controllers.kube import Kube, load_credentials
 
@@ -32,6 +32,8 @@ def run(
         settings.execution.max_workers = 16
         settings.watching.server_timeout = 60
         memo["context"] = OperatorContext(kube=Kube(load_credentials()), config=config)
+        if config.metrics_listen:
+            metrics.serve(config.metrics_listen)
 
     assert controllers  # the import registers the handlers
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN}

@@ -25,6 +25,8 @@ class OperatorConfig:
     """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
     webhook_url: str | None = None
     """Base URL at which Label Studio reaches the receiver; None registers no webhooks."""
+    metrics_listen: str | None = None
+    """`host:port` of the Prometheus endpoint (`labelloop.metrics`); None serves none."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+import pydantic
 
-from ..api import FINE_TUNE_JOB, GROUP, VERSION, FineTuneJobSpec, ManifestError, parse_manifest
+from ..api import FINE_TUNE_JOB, GROUP, VERSION, FineTuneJobSpec, parse_manifest
+from ..api.finetunejob import FineTuneJobStatus
 from ..resources.common import Owner, UnsupportedUri
 from ..resources.training import (
     TRAINER_SERVICE_ACCOUNT,
@@ -25,7 +27,7 @@ from ..resources.training import (
 )
 from .conditions import ConditionUpdate, Health
 from .context import RETRY_SECONDS, OperatorContext
-from .reporting import report
+from .handler import Reconcile, reconciler
 from .training_phase import TrainingObservation, observe_training
 
 RESOURCE = (GROUP, VERSION, FINE_TUNE_JOB.plural)
@@ -36,31 +38,25 @@ def _is_active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in FINISHED
 
 
+def _invalid(run: Reconcile, message: str) -> None:
+    """A spec the models refuse fails the run: it can never train."""
+    _conclude(run, _failed("InvalidSpec", message))
+
+
 @kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
 @kopf.on.resume(*RESOURCE, when=_is_active, backoff=RETRY_SECONDS)
 @kopf.timer(*RESOURCE, interval=3.0, when=_is_active, backoff=RETRY_SECONDS)
-def reconcile_fine_tune_job(
-    body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    context: OperatorContext = memo["context"]
-    owner = Owner.of(FINE_TUNE_JOB.kind, meta)
+@reconciler(FINE_TUNE_JOB, FineTuneJobSpec, on_invalid=_invalid)
+def reconcile_fine_tune_job(run: Reconcile, spec: FineTuneJobSpec) -> None:
+    context, owner = run.context, run.owner
     try:
-        spec = parse_manifest(body).spec
-        assert isinstance(spec, FineTuneJobSpec)
         inputs = _inputs(context, owner, spec)
-    except (ManifestError, UnsupportedUri) as error:
-        _write(body, status, patch, _config_error(str(error)), meta.get("generation"))
+    except UnsupportedUri as error:
+        _invalid(run, str(error))
         return
     except _WaitingForProject as waiting:
-        observation = TrainingObservation(
-            "Pending", Health("reconciling", "WaitingForProject", str(waiting))
-        )
-        _write(body, status, patch, observation, meta.get("generation"))
+        health = Health("reconciling", "WaitingForProject", str(waiting))
+        _conclude(run, TrainingObservation("Pending", health))
         return
 
     if context.config.trainer_cluster_role:
@@ -76,10 +72,8 @@ def reconcile_fine_tune_job(
     name = job_name(owner)
     current = context.kube.get("batch/v1", "Job", name, owner.namespace)
     pods = context.kube.list("v1", "Pod", owner.namespace, {"batch.kubernetes.io/job-name": name})
-    observation = observe_training(current, pods)
-    patch.status["jobName"] = name
-    patch.status["modelVersion"] = model_version(owner)
-    _write(body, status, patch, observation, meta.get("generation"))
+    run.write(FineTuneJobStatus(job_name=name, model_version=model_version(owner)))
+    _conclude(run, observe_training(current, pods))
 
 
 class _WaitingForProject(Exception):
@@ -113,46 +107,52 @@ def _inputs(context: OperatorContext, owner: Owner, spec: FineTuneJobSpec) -> Tr
     )
 
 
-def _config_error(message: str) -> TrainingObservation:
+def _failed(reason: str, message: str) -> TrainingObservation:
     return TrainingObservation(
         "Failed",
-        Health("stalled", "InvalidSpec", message),
+        Health("stalled", reason, message),
         extra=[
-            ConditionUpdate("Succeeded", "False", "InvalidSpec", message),
-            ConditionUpdate("Failed", "True", "InvalidSpec", message),
+            ConditionUpdate("Succeeded", "False", reason, message),
+            ConditionUpdate("Failed", "True", reason, message),
         ],
     )
 
 
-def _write(
-    body: kopf.Body,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    observation: TrainingObservation,
-    generation: int | None,
-) -> None:
-    previous_phase = status.get("phase")
-    patch.status["phase"] = observation.phase
-    for key, value in (
-        ("startTime", observation.start_time),
-        ("completionTime", observation.completion_time),
-    ):
-        if value:
-            patch.status[key] = value
+def _conclude(run: Reconcile, observation: TrainingObservation) -> None:
+    previous_phase = run.previous(FineTuneJobStatus).phase
+    fields: dict[str, Any] = {"phase": observation.phase}
+    if observation.start_time:
+        fields["start_time"] = observation.start_time
+    if observation.completion_time:
+        fields["completion_time"] = observation.completion_time
     if observation.result:
-        _write_result(patch, observation.result)
-    report(body, status, patch, observation.health, generation, extra=observation.extra)
+        fields.update(_result_fields(observation.result))
+    try:
+        update = FineTuneJobStatus.model_validate(fields)
+    except pydantic.ValidationError as error:
+        # The result line is the trainer's word; one the status schema cannot hold fails the
+        # run with the offending fields named, instead of failing every reconcile after it.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        observation = _failed("InvalidResult", f"the trainer's result line: {problems}")
+        update = FineTuneJobStatus(phase=observation.phase)
+    run.write(update)
+    run.report(observation.health, extra=observation.extra)
     if observation.phase not in (previous_phase, "Failed"):  # a failure is reported as Stalled
-        kopf.info(body, reason=observation.phase, message=observation.health.message)
+        kopf.info(run.body, reason=observation.phase, message=observation.health.message)
 
 
-def _write_result(patch: kopf.Patch, result: dict[str, Any]) -> None:
-    """Copy the trainer's result (docs/trainer-contract.md) into status."""
-    patch.status["modelVersion"] = result["modelVersion"]
-    for key in ("artifactUri", "bestEpoch", "earlyStopped", "dataset", "promotion"):
+def _result_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """The trainer's result (docs/trainer-contract.md) as FineTuneJobStatus fields."""
+    fields: dict[str, Any] = {"model_version": result["modelVersion"]}
+    for key, name in (
+        ("artifactUri", "artifact_uri"),
+        ("bestEpoch", "best_epoch"),
+        ("earlyStopped", "early_stopped"),
+        ("dataset", "dataset"),
+        ("promotion", "promotion"),
+    ):
         if key in result:
-            patch.status[key] = result[key]
+            fields[name] = result[key]
     metrics = result.get("metrics") or {}
-    patch.status["metrics"] = {
-        k: float(v) for k, v in metrics.items() if isinstance(v, int | float)
-    }
+    fields["metrics"] = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    return fields

@@ -7,7 +7,6 @@ its inputs and writes its plan back (Deployments' replicas, the Service, status,
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import kopf
 
@@ -17,10 +16,9 @@ from ..api import (
     GROUP,
     PRELABEL_SERVICE,
     VERSION,
-    ManifestError,
     PrelabelServiceSpec,
-    parse_manifest,
 )
+from ..api.prelabelservice import PrelabelServiceStatus, VersionStatus
 from ..loop import acceptance
 from ..loop.rollout import Observed, Plan, RolloutState, Target, VersionState, plan_rollout
 from ..loop.serving import choose_version
@@ -36,7 +34,7 @@ from ..resources.prelabel import (
 )
 from .conditions import Health
 from .context import RETRY_SECONDS, OperatorContext
-from .reporting import report
+from .handler import Reconcile, reconciler, stalled_invalid
 
 RESOURCE = (GROUP, VERSION, PRELABEL_SERVICE.plural)
 API = f"{GROUP}/{VERSION}"
@@ -50,29 +48,17 @@ class _NoTarget(Exception):
 @kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_SECONDS)
 @kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
 @kopf.timer(*RESOURCE, interval=5.0, initial_delay=5.0, backoff=RETRY_SECONDS)
-def reconcile_prelabel_service(
-    body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    context: OperatorContext = memo["context"]
-    owner = Owner.of(PRELABEL_SERVICE.kind, meta)
-    generation = meta.get("generation")
+@reconciler(PRELABEL_SERVICE, PrelabelServiceSpec)
+def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> None:
+    context, owner = run.context, run.owner
     try:
-        spec = parse_manifest(body).spec
-        assert isinstance(spec, PrelabelServiceSpec)
         target = _target(context, owner, spec)
         mount_pvc_uri(target.uri, "model uri")
-    except (ManifestError, UnsupportedUri) as error:
-        report(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
+    except UnsupportedUri as error:
+        stalled_invalid(run, str(error))
         return
     except _NoTarget as waiting:
-        report(
-            body, status, patch, Health("reconciling", "WaitingForModel", str(waiting)), generation
-        )
+        run.report(Health("reconciling", "WaitingForModel", str(waiting)))
         return
 
     kube = context.kube
@@ -96,7 +82,7 @@ def reconcile_prelabel_service(
         rollout=spec.rollout,
         replicas=spec.replicas,
         history_limit=spec.revision_history_limit,
-        current=_state_from_status(status),
+        current=_rollout_state(run.previous(PrelabelServiceStatus)),
         target=target,
         observed=observed,
         now=datetime.now(UTC),
@@ -119,11 +105,11 @@ def reconcile_prelabel_service(
         kube.delete("apps/v1", "Deployment", deployment_name(owner, retired), owner.namespace)
     kube.apply(build_service(owner, plan.state.active, plan.serve_all_versions))
 
-    _write_status(patch, owner, plan, observed)
+    run.write(_status(owner, plan, observed))
     for reason, message in plan.events:
         if reason != "RolledBack":  # `report` posts that one, as the Stalled transition
-            kopf.info(body, reason=reason, message=message)
-    report(body, status, patch, Health(plan.health, plan.reason, plan.message), generation)
+            kopf.info(run.body, reason=reason, message=message)
+    run.report(Health(plan.health, plan.reason, plan.message))
 
 
 def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -> Target:
@@ -141,48 +127,48 @@ def _parse_time(value: str | None) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _state_from_status(status: kopf.Status) -> RolloutState:
+def _rollout_state(status: PrelabelServiceStatus) -> RolloutState:
     versions = tuple(
         VersionState(
-            version=v["version"],
-            uri=v.get("uri") or "",
-            state=v.get("state") or "Progressing",
-            since=_parse_time(v.get("since")),
-            message=v.get("message"),
+            version=v.version,
+            uri=v.uri or "",
+            state=v.state,
+            since=_parse_time(v.since),
+            message=v.message,
         )
-        for v in status.get("versions") or ()
+        for v in status.versions
     )
     return RolloutState(
-        active=status.get("activeVersion"),
-        previous=status.get("previousVersion"),
-        canary_step=status.get("canaryStep"),
-        target=status.get("targetVersion"),
+        active=status.active_version,
+        previous=status.previous_version,
+        canary_step=status.canary_step,
+        target=status.target_version,
         versions=versions,
     )
 
 
-def _write_status(
-    patch: kopf.Patch, owner: Owner, plan: Plan, observed: dict[str, Observed]
-) -> None:
+def _status(owner: Owner, plan: Plan, observed: dict[str, Observed]) -> PrelabelServiceStatus:
     traffic = plan.traffic(observed)
     state = plan.state
-    patch.status["activeVersion"] = state.active
-    patch.status["previousVersion"] = state.previous
-    patch.status["targetVersion"] = state.target
-    patch.status["canaryStep"] = state.canary_step
-    patch.status["serviceUrl"] = service_url(owner)
-    patch.status["versions"] = [
-        {
-            "version": v.version,
-            "uri": v.uri,
-            "deployment": deployment_name(owner, v.version),
-            "replicas": plan.replicas[v.version],
-            "readyReplicas": observed.get(v.version, Observed()).ready_replicas,
-            "prelabelAccuracy": observed.get(v.version, Observed()).prelabel_accuracy,
-            "traffic": traffic.get(v.version, 0),
-            "state": v.state,
-            "since": v.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **({"message": v.message} if v.message else {}),
-        }
-        for v in state.versions
-    ]
+    return PrelabelServiceStatus(
+        active_version=state.active,
+        previous_version=state.previous,
+        target_version=state.target,
+        canary_step=state.canary_step,
+        service_url=service_url(owner),
+        versions=[
+            VersionStatus(
+                version=v.version,
+                uri=v.uri,
+                deployment=deployment_name(owner, v.version),
+                replicas=plan.replicas[v.version],
+                ready_replicas=observed.get(v.version, Observed()).ready_replicas,
+                prelabel_accuracy=observed.get(v.version, Observed()).prelabel_accuracy,
+                traffic=traffic.get(v.version, 0),
+                state=v.state,
+                since=v.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                **({"message": v.message} if v.message else {}),
+            )
+            for v in state.versions
+        ],
+    )

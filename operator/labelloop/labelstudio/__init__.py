@@ -1,7 +1,7 @@
 """The one place where labelloop talks to Label Studio (over label-studio-sdk).
 
 The names below load on first use: label-studio-sdk (and the pandas it imports) take seconds
-to import, and the trainer and the prelabel server, which do not talk to Label Studio this way, should not
+to import, and code that only needs the models or errors (the loop's pure policy) should not
 pay that at every start.
 """
 
