@@ -42,10 +42,11 @@ install-labelstudio: $(VENV_LS)/.installed ## install a local Label Studio serve
 tools: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm (once)
 	@hack/build-cluster-tools.sh
 
-lint: install ## ruff and mypy (strict on labelloop)
+lint: install ## ruff, mypy (strict on labelloop) and the import contract (pyproject's [tool.importlinter])
 	@$(BIN)/ruff check operator trainer-image tests hack
 	@$(BIN)/ruff format --check operator trainer-image tests hack
 	@$(BIN)/mypy operator/labelloop trainer-image/labelloop_trainer tests
+	@$(BIN)/lint-imports --no-cache
 
 format: install ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix operator trainer-image tests hack
