@@ -36,11 +36,12 @@ from fixtures.operator import (
 from fixtures.operator import status_of as _status_of
 from labelloop.api.annotationproject import Routing
 from labelloop.api.labelconfig import build_result, parse_label_config, read_result
-from labelloop.controllers.webhooks import SECRET_HEADER, WAKE_ANNOTATION
+from labelloop.controllers.webhooks import WAKE_ANNOTATION
 from labelloop.labelstudio import LabelStudioClient
 from labelloop.labelstudio.ml_backend import MLBackendClient
 from labelloop.loop.active_learning import Candidate, next_batch
 from labelloop.loop.annotators import agreement_summary, score_annotators, votes_by_task
+from labelloop.steps.webhook import SECRET_HEADER
 from paths import SHARED_DATA
 from trainer.support import minilm_dir
 

@@ -1,4 +1,4 @@
-"""The operator's project-sync steps against the real Label Studio server of the fixture.
+"""The project steps (`labelloop.steps`) against the real Label Studio server of the fixture.
 
 The steps are called directly (no control plane): project creation and updates, idempotent
 imports from every source format, counts, the webhook with its secret header, and annotator
@@ -22,21 +22,19 @@ from fixtures.labelstudio import LabelStudioServer
 from fixtures.operator import eventually
 from labelloop.api.annotationproject import AnnotationProjectSpec, DataSource, Routing
 from labelloop.api.labelconfig import build_result, parse_label_config
-from labelloop.controllers.project_sync import (
-    DataSourceUnavailable,
-    annotator_votes,
-    ensure_project,
-    ensure_views,
-    ensure_webhook,
-    import_tasks,
-    parse_source,
-)
-from labelloop.controllers.webhooks import SECRET_HEADER
 from labelloop.labelstudio import LabelConfigRejected, LabelStudioClient
-from labelloop.loop.annotators import score_annotators
+from labelloop.loop.annotators import score_annotators, votes_of_tasks
 from labelloop.loop.consistency import disagreements, review_filter
 from labelloop.loop.counting import tally
 from labelloop.loop.routing import REVIEW_VIEW, ViewSpec, tier_views
+from labelloop.steps.project import (
+    DataSourceUnavailable,
+    ensure_project,
+    import_tasks,
+    parse_source,
+)
+from labelloop.steps.review import ensure_views
+from labelloop.steps.webhook import SECRET_HEADER, ensure_webhook
 
 pytestmark = pytest.mark.labelstudio
 
@@ -265,7 +263,7 @@ def test_counts_and_annotator_scores_come_from_real_users(
     assert (project.task_count, project.tasks_with_annotations) == (5, 5)
     assert counted.label_distribution == {"Positive": 12, "Negative": 2, "Neutral": 1}
 
-    scores = {s.annotator: s for s in score_annotators(annotator_votes(tasks, SCHEMA), Routing())}
+    scores = {s.annotator: s for s in score_annotators(votes_of_tasks(tasks, SCHEMA), Routing())}
     by_name = {who: scores[str(uid)] for who, uid in users.items()}
     assert (by_name["ann"].accuracy, by_name["ann"].tier) == (1.0, "expert")
     # cy: outvoted on review 0, wrong on gold: 3 of 5.

@@ -23,9 +23,8 @@ from ..api import (
     GROUP,
     VERSION,
     AnnotationProjectSpec,
-    ManifestError,
-    parse_manifest,
 )
+from ..api.annotationproject import AnnotationProjectStatus, LabelStudioStatus
 from ..api.labelconfig import LabelConfigError, parse_label_config
 from ..labelstudio import (
     LabelConfigRejected,
@@ -49,6 +48,7 @@ from ..resources.labelstudio import (
 )
 from .conditions import ConditionUpdate, Health
 from .context import RETRY_SECONDS, OperatorContext
+from .handler import Reconcile, reconciler
 from .project_sync import (
     PROJECT_ID_ANNOTATION,
     CredentialsMissing,
@@ -56,8 +56,7 @@ from .project_sync import (
     read_token,
     sync_project,
 )
-from .reporting import report
-from .webhooks import WAKE_ANNOTATION, webhook_key
+from .webhooks import WAKE_ANNOTATION
 
 RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
 
@@ -67,73 +66,44 @@ RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
 @kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
 @kopf.on.field(*RESOURCE, field=("metadata", "annotations", WAKE_ANNOTATION), backoff=RETRY_SECONDS)
 @kopf.timer(*RESOURCE, interval=10.0, initial_delay=10.0, backoff=RETRY_SECONDS)
-def reconcile_annotation_project(
-    body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    context: OperatorContext = memo["context"]
-    owner = Owner.of(ANNOTATION_PROJECT.kind, meta)
-    generation = meta.get("generation")
-    try:
-        spec = parse_manifest(body).spec
-        assert isinstance(spec, AnnotationProjectSpec)
-    except ManifestError as error:
-        report(body, status, patch, Health("stalled", "InvalidSpec", str(error)), generation)
-        return
+@reconciler(ANNOTATION_PROJECT, AnnotationProjectSpec)
+def reconcile_annotation_project(run: Reconcile, spec: AnnotationProjectSpec) -> None:
+    context, owner = run.context, run.owner
     if spec.label_studio.managed is not None:
-        waiting = _reconcile_managed_server(context, owner, spec, patch)
+        waiting, server = _reconcile_managed_server(context, owner, spec)
+        run.write(AnnotationProjectStatus(label_studio=server))
         if waiting is not None:  # no project sync until the Deployment is ready
-            report(body, status, patch, waiting, generation)
+            run.report(waiting)
             return
         url = service_url(owner)
     else:
         assert spec.label_studio.external is not None
         url = spec.label_studio.external.url
-        patch.status["labelStudio"] = {"url": url}
+        server = LabelStudioStatus(url=url)
+        run.write(AnnotationProjectStatus(label_studio=server))
     with project_lock(owner.uid):
-        health, extra = _sync(
-            context,
-            owner,
-            spec,
-            url,
-            body=body,
-            meta=meta,
-            status=status,
-            patch=patch,
-            memo=memo,
-        )
-    report(body, status, patch, health, generation, extra=extra)
+        health, extra = _sync(run, spec, url, server)
+    run.report(health, extra=extra)
 
 
 def _sync(
-    context: OperatorContext,
-    owner: Owner,
-    spec: AnnotationProjectSpec,
-    url: str,
-    *,
-    body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
+    run: Reconcile, spec: AnnotationProjectSpec, url: str, server: LabelStudioStatus
 ) -> tuple[Health, list[ConditionUpdate]]:
-    """Sync the Label Studio project at `url`; its failures become a Health, the rest status."""
+    """Sync the Label Studio project at `url`; its failures become a Health, the rest status.
+
+    `server` is what is known of the server already (a managed one's replicas)."""
+    context, owner = run.context, run.owner
     try:
         schema = parse_label_config(spec.project.label_config)
     except LabelConfigError as error:
         return Health("stalled", "UnsupportedLabelConfig", str(error)), []
-    patch.status["taskType"] = schema.task_type.value
-    patch.status["labels"] = list(schema.labels)
+    run.write(AnnotationProjectStatus(task_type=schema.task_type.value, labels=list(schema.labels)))
     try:
         token = read_token(context, spec, owner.namespace)
     except CredentialsMissing as error:
         return Health("stalled", "CredentialsMissing", str(error)), []
     base = context.config.webhook_url
-    webhook = (base, webhook_key(memo)) if base else None
+    prior = run.previous(AnnotationProjectStatus)
     try:
         with LabelStudioClient(url, token, timeout=10.0, retries=2) as ls:
             outcome = sync_project(
@@ -142,9 +112,10 @@ def _sync(
                 owner,
                 spec,
                 schema=schema,
-                prior=status,
-                known_id=_known_project_id(meta, status),
-                webhook=webhook,
+                prior=prior,
+                known_id=_known_project_id(run.meta, prior),
+                webhook=(base, context.webhook_key) if base else None,
+                answers=context.answers,
             )
     except LabelConfigRejected as error:
         message = f"Label Studio rejected the label config: {error.detail}"
@@ -159,36 +130,35 @@ def _sync(
         return Health("reconciling", "LabelStudioUnreachable", str(error)), []
     except LabelStudioError as error:
         return Health("reconciling", "LabelStudioError", str(error)), []
-    before = dict(patch.status.get("labelStudio") or {})  # a managed server's replicas
-    for key, value in outcome.status.items():
-        patch.status[key] = value
-    patch.status["labelStudio"] = {**before, **outcome.status["labelStudio"]}
+    synced = outcome.status
+    assert synced.label_studio is not None and synced.counts is not None
+    found = synced.label_studio.model_dump(exclude_unset=True)
+    run.write(synced.model_copy(update={"label_studio": server.model_copy(update=found)}))
     for reason, message in outcome.warnings:
-        kopf.warn(body, reason=reason, message=message)
+        kopf.warn(run.body, reason=reason, message=message)
     for reason, message in outcome.infos:
-        kopf.info(body, reason=reason, message=message)
-    counts = outcome.status["counts"]
-    project_id = outcome.status["labelStudio"]["projectId"]
+        kopf.info(run.body, reason=reason, message=message)
+    counts = synced.counts
     message = (
-        f"project {project_id} in sync: {counts['tasks']} tasks, "
-        f"{counts['annotations']} annotations"
+        f"project {synced.label_studio.project_id} in sync: {counts.tasks} tasks, "
+        f"{counts.annotations} annotations"
     )
     return Health("ready", "ProjectSynced", message), outcome.conditions
 
 
-def _known_project_id(meta: kopf.Meta, status: Mapping[str, Any]) -> int | None:
+def _known_project_id(meta: Mapping[str, Any], prior: AnnotationProjectStatus) -> int | None:
     """The project id recorded on the object (written at creation) or, failing that, in status."""
     recorded = (meta.get("annotations") or {}).get(PROJECT_ID_ANNOTATION)
     if recorded:
         return int(recorded)
-    project_id = (status.get("labelStudio") or {}).get("projectId")
-    return None if project_id is None else int(project_id)
+    return None if prior.label_studio is None else prior.label_studio.project_id
 
 
 def _reconcile_managed_server(
-    context: OperatorContext, owner: Owner, spec: AnnotationProjectSpec, patch: kopf.Patch
-) -> Health | None:
-    """Run the server; None once its Deployment is ready for the sync, else why it is not."""
+    context: OperatorContext, owner: Owner, spec: AnnotationProjectSpec
+) -> tuple[Health | None, LabelStudioStatus]:
+    """Run the server; (None once its Deployment is ready for the sync, else why it is not,
+    what status says of it)."""
     assert spec.label_studio.managed is not None
     kube = context.kube
     inputs = LabelStudioInputs(
@@ -214,7 +184,7 @@ def _reconcile_managed_server(
             f"several replicas need a ReadWriteMany data volume, but PersistentVolumeClaim "
             f"{claim['metadata']['name']} was made ReadWriteOnce for one replica: scale back "
             "to one replica, or move the media and delete the claim so a shared one is made",
-        )
+        ), LabelStudioStatus(url=service_url(owner))
     wanted = build_label_studio_objects(inputs)
     for manifest in wanted:
         kube.apply(manifest)
@@ -226,16 +196,12 @@ def _reconcile_managed_server(
     deployment = kube.get("apps/v1", "Deployment", server_name(owner), owner.namespace) or {}
     desired = int((deployment.get("spec") or {}).get("replicas") or 0)
     ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
-    patch.status["labelStudio"] = {
-        "url": service_url(owner),
-        "replicas": desired,
-        "readyReplicas": ready,
-    }
+    server = LabelStudioStatus(url=service_url(owner), replicas=desired, ready_replicas=ready)
     if desired and ready >= desired:
-        return None
+        return None, server
     return Health(
         "reconciling",
         "ServerStarting",
         f"Label Studio starting ({ready}/{desired} replicas ready); "
         "the project is synced once all are",
-    )
+    ), server

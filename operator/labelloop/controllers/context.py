@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
+from ..steps.prelabel import AnswerCache
 from .kube import Kube
 
 # A failed reconcile is retried this soon (kopf's default is a minute); the timers re-run
@@ -33,3 +35,8 @@ class OperatorConfig:
 class OperatorContext:
     kube: Kube
     config: OperatorConfig
+    answers: AnswerCache = field(default_factory=AnswerCache)
+    """The prelabel servers' answers, remembered between project passes (`steps.prelabel`)."""
+    webhook_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    """Drawn at start and kept in memory only: the key of each project's webhook secret
+    (`steps.webhook.project_secret`)."""

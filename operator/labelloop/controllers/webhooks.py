@@ -10,16 +10,15 @@ Each project's webhook carries a secret header: an HMAC of the project's namespa
 under a key the operator draws at start and keeps in memory only. A header for one project is
 useless for another, and after a restart the reconciles re-register every webhook with the new
 key (until then the old headers are refused, and the timer covers the gap). Requests without
-the header get 401, with a wrong one 403.
+the header get 401, with a wrong one 403. The hook itself, and its secret, are
+`steps.webhook`'s (the project pass registers it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -27,30 +26,14 @@ import kopf
 from aiohttp import web
 
 from ..api import ANNOTATION_PROJECT, API_VERSION
+from ..steps.webhook import SECRET_HEADER, hook_path, project_secret
 from .context import OperatorContext
 
-SECRET_HEADER = "X-Labelloop-Secret"
 # Outside kopf's `labelloop.io/` prefix, whose annotations kopf leaves out of its diffs: this
 # one must be seen as a change.
 WAKE_ANNOTATION = "wake.labelloop.io/at"
-_KEY = "webhook_key"
 _RUNNER = "webhook_runner"
 logger = logging.getLogger(__name__)
-
-
-def project_secret(key: bytes, namespace: str, name: str) -> str:
-    """The secret header value of one project's webhook."""
-    return hmac.new(key, f"{namespace}/{name}".encode(), hashlib.sha256).hexdigest()
-
-
-def hook_path(namespace: str, name: str) -> str:
-    """The receiver's path for one project's events (after the base URL)."""
-    return f"/webhook/{namespace}/{name}"
-
-
-def webhook_key(memo: kopf.Memo) -> bytes:
-    key: bytes = memo[_KEY]
-    return key
 
 
 def make_app(key: bytes, context: OperatorContext) -> web.Application:
@@ -81,12 +64,11 @@ async def start_receiver(memo: kopf.Memo, **_: Any) -> None:
     context: OperatorContext | None = memo.get("context")
     if context is None:  # the operator's own start-up handler has not run yet
         raise kopf.TemporaryError("waiting for the operator context", delay=0.2)
-    memo[_KEY] = secrets.token_bytes(32)
     listen = context.config.webhook_listen
     if not listen:
         return
     host, _sep, port = listen.rpartition(":")
-    runner = web.AppRunner(make_app(webhook_key(memo), context), access_log=None)
+    runner = web.AppRunner(make_app(context.webhook_key, context), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()
     memo[_RUNNER] = runner

@@ -37,15 +37,15 @@ from typing import Any
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB
 from ..api.finetunejob import FineTuneJobSpec
 from ..api.labelconfig import LabelSchema, parse_label_config
-from ..controllers.prelabels import ensure_backend
-from ..controllers.project_sync import ensure_project, import_tasks, parse_source
-from ..labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRequestError, Task
-from ..labelstudio.ml_backend import MLBackendClient
-from ..loop import acceptance, active_learning, counting, importing, prelabels, serving, trigger
+from ..labelstudio import LabelStudioClient, LabelStudioError, Task
+from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
+from ..loop import acceptance, active_learning, counting, prelabels, serving, trigger
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
 from ..resources.training import LabelStudioExport, TrainingInputs, job_file
+from ..steps.prelabel import AnswerCache, prelabel_pass, register_backend
+from ..steps.project import ensure_project, import_data
 from .labelstudio_server import LabelStudioServer, free_port
 from .manifests import LocalManifests, Project
 from .processes import PrelabelServer, ProgressEvent, TrainingFailed, run_trainer
@@ -184,8 +184,10 @@ class LocalRunner:
         self.servers: dict[str, PrelabelServer] = {}
         self.zero_shot: PrelabelServer | None = None
         self.last_pass: PrelabelPass | None = None
-        self._answers: dict[str, dict[int, JSON]] = {}
-        """Each version's answers by task id, so that a task is asked once per version."""
+        self.answers = AnswerCache()
+        """The serving version's answers to pending tasks, between passes (`steps.prelabel`)."""
+        self._seen: dict[str, dict[int, JSON]] = {}
+        """Each version's answers by task id, imported or not, for the queue and the report."""
         self._refused: str | None = None
         self._check_paths()
 
@@ -303,11 +305,19 @@ class LocalRunner:
         data = self.project.spec.data
         if data is None:
             return
-        parsed = parse_source(data, self.schema, self.manifests.config_maps.get)
-        present = counting.tally(self.ls.iter_tasks(self.project_id), self.schema, 0).keys
-        sent = import_tasks(self.ls, self.project_id, parsed, present)
-        problems = f"; {message}" if (message := importing.describe(parsed)) else ""
-        self.say(f"imported {sent} new task(s), {len(parsed.rows) - sent} present{problems}")
+        tasks = list(self.ls.iter_tasks(self.project_id))
+        found = import_data(
+            self.ls,
+            self.project_id,
+            data,
+            schema=self.schema,
+            config_maps=self.manifests.config_maps.get,
+            tasks=tasks,
+        )
+        if found.unavailable is not None:
+            raise RunnerError(f"spec.data: {found.unavailable}")
+        problems = f"; {found.message}" if found.message else ""
+        self.say(f"imported {found.sent} new task(s), {found.rows - found.sent} present{problems}")
 
     # -- one pass -------------------------------------------------------------------------------
 
@@ -542,47 +552,56 @@ class LocalRunner:
     # -- prelabels --------------------------------------------------------------------------------
 
     def _ensure_backend(self, server: PrelabelServer) -> None:
-        """The serving version's server as the project's one ML backend of ours.
+        """The serving version's server as the project's one ML backend of ours
+        (`steps.prelabel.register_backend`, as the operator registers it).
 
         A Label Studio that cannot reach this machine's 127.0.0.1 (an external server
-        elsewhere) refuses it; prelabels still arrive, imported by the runner itself.
+        elsewhere) refuses it; prelabels still arrive, imported by the prelabel pass.
         """
         assert server.url is not None and self.project.service_name is not None
-        title = prelabels.backend_title(self.project.service_name)
-        try:
-            ensure_backend(self.ls, self.project_id, title, server.url)
-        except LabelStudioRequestError as exc:
-            if self._refused != server.url:
-                self.say(f"Label Studio refused ML backend {server.url}: {exc}")
-            self._refused = server.url
+        backend = register_backend(self.ls, self.project_id, self.project.service_name, server.url)
+        if backend.refused is not None and self._refused != server.url:
+            self.say(backend.refused)
+        self._refused = server.url if backend.refused is not None else None
 
-    def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass:
-        """The operator's prelabel step (`loop.prelabels`): ask the serving version about every
-        unlabelled task without its prediction, import the most informative batch."""
+    def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass | None:
+        """The operator's prelabel pass (`steps.prelabel.prelabel_pass`): ask the serving
+        version about every unlabelled task without its prediction, import the most
+        informative batch. None when the server cannot say which version it serves."""
         assert server.url is not None and self.project.spec.prelabel is not None
         order = self.project.spec.prelabel.active_learning
         began = time.monotonic()
-        with MLBackendClient(server.url) as backend:
-            version = backend.model_version()
-            answers = self._answers.setdefault(version, {})
-            pending = prelabels.needing_prediction(tasks, version)
-            todo = [t for t in pending if t.id not in answers]
-            label_config = self.project.spec.project.label_config
-            chunk = self.options.predict_chunk
-            for given in backend.predict_tasks(todo, label_config, self.project_id, chunk):
-                answers.update(given)
-        ranked = prelabels.rank_inputs({t.id: answers[t.id] for t in pending}, version)
-        chosen = active_learning.next_batch(
-            ranked.candidates, order.strategy, order.batch_size, seed=self.project_id
+        try:
+            with MLBackendClient(server.url) as backend:
+                version = backend.model_version()
+        except MLBackendError as exc:
+            self.say(f"prelabel server: {exc}")
+            return None
+        outcome = prelabel_pass(
+            self.ls,
+            project_id=self.project_id,
+            tasks=tasks,
+            url=server.url,
+            version=version,
+            label_config=self.project.spec.project.label_config,
+            strategy=order.strategy,
+            batch_size=order.batch_size,
+            cache=self.answers,
+            cache_id=self.state.project_uid,
+            chunk=self.options.predict_chunk,
         )
-        if chosen:
-            self.ls.import_predictions(self.project_id, prelabels.to_import(chosen, answers))
-            self.say(f"{len(chosen)} prediction(s) of {version} imported ({order.strategy} order)")
+        if outcome.server_error is not None:
+            self.say(f"prelabel server: {outcome.server_error}")
+        answers = self._seen.setdefault(version, {})
+        answers.update(outcome.answers)
+        if outcome.chosen:
+            imported = f"{len(outcome.chosen)} prediction(s) of {version} imported"
+            self.say(f"{imported} ({order.strategy} order)")
         open_tasks = [t for t in tasks if prelabels.unlabelled(t) and t.id in answers]
         shown = {t.id for t in open_tasks if any(p.model_version == version for p in t.predictions)}
         queue = active_learning.rank(
             prelabels.rank_inputs(
-                {i: answers[i] for i in sorted(shown | set(chosen))}, version
+                {i: answers[i] for i in sorted(shown | set(outcome.chosen))}, version
             ).candidates,
             order.strategy,
             seed=self.project_id,
@@ -591,8 +610,8 @@ class LocalRunner:
             version=version,
             predictions={t.id: answers[t.id] for t in open_tasks},
             queue=queue,
-            imported=len(chosen),
-            predicted=len(todo),
+            imported=len(outcome.chosen),
+            predicted=outcome.asked,
             seconds=round(time.monotonic() - began, 1),
         )
         return self.last_pass

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..api.annotationproject import Routing
+from ..api.labelconfig import LabelSchema
+from ..labelstudio.models import Task
+from . import counting
 
 Answer = frozenset[str]
 Tier = Literal["expert", "standard", "basic", "unrated"]
@@ -175,3 +178,20 @@ def votes_by_task(
         answers[task_id][annotator] = answer
     gold = gold or {}
     return [TaskVotes(t, a, gold.get(t)) for t, a in sorted(answers.items())]
+
+
+def votes_of_tasks(tasks: Iterable[Task], schema: LabelSchema) -> list[TaskVotes]:
+    """Who answered what, per task; a task's `gold` data field, where set, is its gold answer."""
+    rows = []
+    gold: dict[int, Answer] = {}
+    for task in tasks:
+        given = task.data.get(GOLD_FIELD)
+        if isinstance(given, str) and given:
+            gold[task.id] = frozenset([given])
+        elif isinstance(given, list) and given:
+            gold[task.id] = frozenset(map(str, given))
+        for annotation in task.annotations:
+            if counting.counted(annotation) and annotation.completed_by is not None:
+                answer = frozenset(counting.labels_of_result(schema, annotation.result))
+                rows.append((task.id, str(annotation.completed_by), answer))
+    return votes_by_task(rows, gold)
