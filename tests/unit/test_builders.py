@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -172,6 +173,51 @@ def test_project_export_passes_the_token_only_through_a_secret_reference() -> No
     env = job_of(inputs)["spec"]["template"]["spec"]["containers"][0]["env"]
     (token,) = [e for e in env if e["name"] == "LABEL_STUDIO_API_KEY"]
     assert token["valueFrom"]["secretKeyRef"] == {"name": "ls-token", "key": "token"}
+
+
+def mounts_of(job: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """claim -> (mount path, read-only) of the trainer container's claim volumes."""
+    pod = job["spec"]["template"]["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+              if "persistentVolumeClaim" in v}  # fmt: skip
+    return {
+        claims[m["name"]]: (m["mountPath"], m["readOnly"])
+        for m in pod["containers"][0]["volumeMounts"]
+        if m["name"] in claims
+    }
+
+
+def test_without_a_serving_version_the_job_file_has_nothing_to_beat() -> None:
+    assert "previousVersionDir" not in job_file(training())
+
+
+@pytest.mark.parametrize(
+    ("previous", "directory", "mounts"),
+    [
+        # On the output claim, which is mounted read-write anyway.
+        (
+            "pvc://models/reviews/reviews-r2-9f8e7d6c",
+            "/mnt/models/reviews/reviews-r2-9f8e7d6c",
+            {"data": ("/mnt/data", True), "models": ("/mnt/models", False)},
+        ),
+        # On a claim of its own: mounted, read-only.
+        (
+            "pvc://released/reviews/v7",
+            "/mnt/released/reviews/v7",
+            {
+                "data": ("/mnt/data", True),
+                "models": ("/mnt/models", False),
+                "released": ("/mnt/released", True),
+            },
+        ),
+    ],
+)
+def test_the_serving_version_is_the_job_files_previous_version(
+    previous: str, directory: str, mounts: dict[str, tuple[str, bool]]
+) -> None:
+    inputs = replace(training(), previous_version_dir=previous)
+    assert job_file(inputs)["previousVersionDir"] == directory
+    assert mounts_of(job_of(inputs)) == mounts
 
 
 def test_every_child_is_owned_by_its_resource() -> None:

@@ -18,6 +18,7 @@ from ..api.jobfile import JobDataset, JobFile, LabelStudioSource
 from .common import (
     RESTRICTED_CONTAINER_SECURITY,
     Manifest,
+    MountedUri,
     Owner,
     child_name,
     metadata,
@@ -60,6 +61,15 @@ class TrainingInputs:
     image: str
     export: LabelStudioExport | None = None
     service_account: str | None = None
+    previous_version_dir: str | None = None
+    """The URI of the version serving now (`loop.serving.previous_version`), e.g.
+    `pvc://models/reviews/<version>`: the trainer reads its `metrics.json` for
+    `promotion.mustImprove`, so the Job mounts it read-only. None: nothing to beat."""
+
+
+def _previous(inputs: TrainingInputs) -> MountedUri | None:
+    uri = inputs.previous_version_dir
+    return None if uri is None else mount_pvc_uri(uri, "the serving version's uri")
 
 
 def model_version(owner: Owner) -> str:
@@ -111,6 +121,7 @@ def job_file(inputs: TrainingInputs) -> dict[str, Any]:
         dataset=dataset,
         output_dir=output.local_path,
         base_model_dir=base.local_path,
+        previous_version_dir=previous.local_path if (previous := _previous(inputs)) else None,
     ).to_json()
 
 
@@ -228,6 +239,9 @@ def build_training_job(inputs: TrainingInputs) -> Manifest:
     mounts = [base, output]
     if spec.dataset is not None:
         mounts.append(mount_pvc_uri(spec.dataset.uri, "spec.dataset.uri"))
+    previous = _previous(inputs)
+    if previous is not None:
+        mounts.append(previous)
     read_only = {m.claim for m in mounts} - {output.claim}
     volumes, volume_mounts = pvc_volumes(mounts, read_only)
 
