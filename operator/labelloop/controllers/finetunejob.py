@@ -7,14 +7,24 @@ having seen an event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 import pydantic
 
-from ..api import FINE_TUNE_JOB, GROUP, VERSION, FineTuneJobSpec, parse_manifest
+from ..api import (
+    FINE_TUNE_JOB,
+    GROUP,
+    PRELABEL_SERVICE,
+    VERSION,
+    AnnotationProjectSpec,
+    FineTuneJobSpec,
+    parse_manifest,
+)
 from ..api.finetunejob import FineTuneJobStatus
-from ..resources.common import Owner, UnsupportedUri
+from ..loop import serving
+from ..resources.common import LABEL_PREFIX, Owner, UnsupportedUri
 from ..resources.training import (
     TRAINER_SERVICE_ACCOUNT,
     LabelStudioExport,
@@ -31,7 +41,10 @@ from .handler import Reconcile, reconciler
 from .training_phase import TrainingObservation, observe_training
 
 RESOURCE = (GROUP, VERSION, FINE_TUNE_JOB.plural)
+API = f"{GROUP}/{VERSION}"
 FINISHED = ("Succeeded", "Failed")
+# The URI of the version the run must beat, pinned at its first pass (empty: none).
+PREVIOUS_VERSION_ANNOTATION = f"{LABEL_PREFIX}/previous-version-uri"
 
 
 def _is_active(status: kopf.Status, **_: Any) -> bool:
@@ -50,7 +63,7 @@ def _invalid(run: Reconcile, message: str) -> None:
 def reconcile_fine_tune_job(run: Reconcile, spec: FineTuneJobSpec) -> None:
     context, owner = run.context, run.owner
     try:
-        inputs = _inputs(context, owner, spec)
+        inputs = _inputs(context, owner, spec, run.meta)
     except UnsupportedUri as error:
         _invalid(run, str(error))
         return
@@ -80,8 +93,11 @@ class _WaitingForProject(Exception):
     """The referenced AnnotationProject is missing or has no Label Studio project yet."""
 
 
-def _inputs(context: OperatorContext, owner: Owner, spec: FineTuneJobSpec) -> TrainingInputs:
+def _inputs(
+    context: OperatorContext, owner: Owner, spec: FineTuneJobSpec, meta: Mapping[str, Any]
+) -> TrainingInputs:
     export = None
+    previous = None
     if spec.annotation_project_ref is not None:
         ref = spec.annotation_project_ref
         project = context.kube.get(
@@ -94,17 +110,59 @@ def _inputs(context: OperatorContext, owner: Owner, spec: FineTuneJobSpec) -> Tr
             raise _WaitingForProject(
                 f"AnnotationProject {ref.name} has no Label Studio project yet"
             )
-        credentials = parse_manifest(project).spec.credentials_secret_ref  # type: ignore[attr-defined]
+        project_spec = parse_manifest(project).spec
+        assert isinstance(project_spec, AnnotationProjectSpec)
         export = LabelStudioExport(
-            ls["url"], int(ls["projectId"]), ref.last_annotation_id, credentials
+            ls["url"],
+            int(ls["projectId"]),
+            ref.last_annotation_id,
+            project_spec.credentials_secret_ref,
         )
+        previous = _previous_version(context, owner, meta, ref.name, project_spec)
     return TrainingInputs(
         owner=owner,
         spec=spec,
         image=spec.image or context.config.trainer_image,
         export=export,
         service_account=TRAINER_SERVICE_ACCOUNT if context.config.trainer_cluster_role else None,
+        previous_version_dir=previous,
     )
+
+
+def _previous_version(
+    context: OperatorContext,
+    owner: Owner,
+    meta: Mapping[str, Any],
+    project: str,
+    project_spec: AnnotationProjectSpec,
+) -> str | None:
+    """The URI of the version the project's PrelabelService serves, which this run must beat
+    under `promotion.mustImprove` (`loop.serving.previous_version`, as the local runner
+    takes it); None when none serves.
+
+    Chosen once, at the first pass, and pinned in the annotation `PREVIOUS_VERSION_ANNOTATION`
+    (empty: none) before the Job and its job file exist, so the job file never changes under
+    a running Job, however the serving version moves meanwhile.
+    """
+    pinned = (meta.get("annotations") or {}).get(PREVIOUS_VERSION_ANNOTATION)
+    if pinned is not None:
+        return str(pinned) or None
+    if context.kube.get("batch/v1", "Job", job_name(owner), owner.namespace) is not None:
+        uri = ""  # rendered before this was pinned (an older operator): keep it as it is
+    else:
+        ref = project_spec.prelabel.service_ref.name if project_spec.prelabel else None
+        services = context.kube.list(API, PRELABEL_SERVICE.kind, owner.namespace, {})
+        serving_now = serving.previous_of_service(serving.serving_service(project, ref, services))
+        uri = serving_now.uri if serving_now is not None else ""
+    annotations = {PREVIOUS_VERSION_ANNOTATION: uri}
+    context.kube.patch(
+        API,
+        FINE_TUNE_JOB.kind,
+        owner.name,
+        owner.namespace,
+        {"metadata": {"annotations": annotations}},
+    )
+    return uri or None
 
 
 def _failed(reason: str, message: str) -> TrainingObservation:
