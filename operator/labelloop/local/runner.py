@@ -409,16 +409,24 @@ class LocalRunner:
         export = LabelStudioExport(
             self.ls.url, self.project_id, cutoff, self.project.spec.credentials_secret_ref
         )
+        # The version to beat, as the operator takes it (`loop.serving.previous_version`).
+        previous = serving.previous_version(self.rollout_state)
+        inputs = TrainingInputs(
+            owner,
+            spec,
+            image=spec.image or "local",
+            export=export,
+            previous_version_dir=None if previous is None else previous.uri,
+        )
         # The operator's job file; only the paths differ: claims are directories here, not
         # mounts under /mnt (see `volumes`).
-        job = job_file(TrainingInputs(owner, spec, image=spec.image or "local", export=export))
+        job = job_file(inputs)
         volumes = self.options.volumes
         job["baseModelDir"] = str(volumes.path(spec.base_model.uri, "baseModel.uri"))
         job["outputDir"] = str(volumes.path(spec.output.uri, "output.uri"))
+        if previous is not None:
+            job["previousVersionDir"] = str(volumes.path(previous.uri, "artifactUri"))
         round_dir = self.work_dir / "rounds" / name
-        active = self._active_dir()
-        if active is not None:
-            job["previousVersionDir"] = str(active)
         began = time.monotonic()
         try:
             result = run_trainer(
@@ -452,10 +460,6 @@ class LocalRunner:
             f" ({gate.get('reason', '')})"
         )
         return record
-
-    def _active_dir(self) -> Path | None:
-        active = self.rollout_state.get(self.rollout_state.active or "")
-        return None if active is None else self.options.volumes.path(active.uri, "artifactUri")
 
     # -- rollout ----------------------------------------------------------------------------------
 
