@@ -1,4 +1,8 @@
-"""The `labelloop` command."""
+"""The `labelloop` command.
+
+Each command imports what it needs when it runs: only `labelloop operator` loads kopf and the
+controllers; `crds`, `run` and `demo` never do (a test holds this).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from .controllers.context import OperatorConfig
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -35,8 +37,9 @@ def _operator(args: argparse.Namespace) -> int:
     from .controllers.context import OperatorConfig
     from .operator import run
 
+    image = {"trainer_image": args.trainer_image} if args.trainer_image else {}
     config = OperatorConfig(
-        trainer_image=args.trainer_image,
+        **image,
         trainer_cluster_role=args.trainer_cluster_role,
         webhook_listen=args.webhook_listen or None,
         webhook_url=args.webhook_url or None,
@@ -206,15 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="watch only this namespace (repeatable); default: all namespaces",
     )
-    defaults = OperatorConfig()
     operator.add_argument(
         "--trainer-image",
-        default=defaults.trainer_image,
-        help=f"image of training and prelabel pods (default {defaults.trainer_image})",
+        default=None,
+        help="image of training and prelabel pods (default: the operator's own version of "
+        "ghcr.io/labelloop/trainer)",
     )
     operator.add_argument(
         "--trainer-cluster-role",
-        default=defaults.trainer_cluster_role,
+        default=None,
         help="ClusterRole bound to training pods' ServiceAccount (for progress reports)",
     )
     # Environment defaults let a supervisor (or a test) configure the receiver without flags.
