@@ -27,8 +27,7 @@ from labelloop.resources.training import (
     model_version,
 )
 from labelloop_trainer.cli import main
-from labelloop_trainer.training.export import materialise
-from labelloop_trainer.training.settings import Source
+from labelloop_trainer.training.export import Source, materialise
 from paths import gold_sentences
 from trainer.operator_job import run_job_locally
 from trainer.support import build_tiny_model, fast_flags
@@ -202,7 +201,9 @@ def test_an_earlier_export_is_reused_without_asking_label_studio(
     first = materialise(source, tmp_path)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-token")  # asking would now fail
     assert materialise(source, tmp_path) == first
-    assert first["labelConfig"] == SENTIMENT and first["labelField"] == "label"
+    assert (first.task_type, first.labels) == (SCHEMA.task_type, SCHEMA.labels)
+    assert (first.text_field, first.label_field) == ("text", "label")
+    assert first.source is not None and first.source["exportHash"].startswith("sha256:")
 
 
 def test_the_operators_job_for_an_annotation_project_trains_a_version(

@@ -184,6 +184,7 @@ def test_job_file_form_writes_the_result_line(
         "spec": {
             "baseModel": {"uri": "pvc://models/base"},
             "output": {"uri": "pvc://models/reviews"},
+            "dataset": {"uri": "pvc://data/toy.jsonl"},
             "method": {"type": "lora", "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
             "hyperparameters": {
                 "learningRate": 0.02, "lrScheduler": "linear", "epochs": 2, "batchSize": 8,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from labelloop.api.labelconfig import Span, build_result, parse_label_config
-from labelloop.labelstudio import Task
 from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.training.export import Answer, choose, resolve
-from labelloop_trainer.training.settings import Source, label_studio_source
+from labelloop_trainer.training import jobfile
+from labelloop_trainer.training.export import Answer, Source, choose, resolve
+from labelloop_trainer.training.label_studio import ExportedTask
 
 SINGLE = parse_label_config(
     '<View><Text name="t" value="$review"/><Choices name="c" toName="t">'
@@ -53,8 +53,8 @@ def annotation(
     return {"id": id_, "result": result, "was_cancelled": cancelled, "ground_truth": truth}
 
 
-def task(id_: int, data: dict[str, Any], *annotations: dict[str, Any]) -> Task:
-    return Task.from_json({"id": id_, "data": data, "annotations": list(annotations)})
+def task(id_: int, data: dict[str, Any], *annotations: dict[str, Any]) -> ExportedTask:
+    return ExportedTask.from_json({"id": id_, "data": data, "annotations": list(annotations)})
 
 
 POS, NEG = build_result(SINGLE, ["pos"]), build_result(SINGLE, ["neg"])
@@ -120,26 +120,39 @@ def test_ner_spans_are_one_answer_per_annotation() -> None:
     ]
 
 
+def job_with(label_studio: Any) -> dict[str, Any]:
+    return {
+        "name": "reviews-r3", "namespace": "ml", "uid": "1234", "modelVersion": "reviews-r3-1a",
+        "spec": {"baseModel": {"uri": "pvc://models/base"}, "output": {"uri": "pvc://models/r"},
+                 "annotationProjectRef": {"name": "reviews"}},
+        "dataset": {"labelStudio": label_studio},
+        "outputDir": "/mnt/models/r", "baseModelDir": "/mnt/models/base",
+    }  # fmt: skip
+
+
 SOURCE_ERRORS: list[tuple[Any, str]] = [
-    ("http://ls", "dataset.labelStudio: expected an object"),
-    ({"projectId": 7}, "dataset.labelStudio.url: expected a non-empty string"),
-    ({"url": "http://ls", "projectId": "7"}, "dataset.labelStudio.projectId: expected an integer"),
+    ("http://ls", "dataset.labelStudio: Input should be a valid dictionary"),
+    ({"projectId": 7}, "dataset.labelStudio.url: Field required"),
+    ({"url": "http://ls", "projectId": "seven"}, "dataset.labelStudio.projectId: Input should be"),
     (
         {"url": "http://ls", "projectId": 7, "lastAnnotationId": 1.5},
-        "dataset.labelStudio.lastAnnotationId: expected an integer",
+        "dataset.labelStudio.lastAnnotationId: Input should be a valid integer",
     ),
+    ({"url": "http://ls", "projectId": 7, "token": "x"}, "dataset.labelStudio.token: Extra"),
 ]
 
 
 @pytest.mark.parametrize(("raw", "message"), SOURCE_ERRORS)
 def test_a_bad_label_studio_dataset_names_the_field(raw: Any, message: str) -> None:
     with pytest.raises(BadInputError, match=re.escape(message)):
-        label_studio_source(raw)
+        jobfile.parse(job_with(raw))
 
 
 def test_the_label_studio_dataset_of_the_operators_job_file() -> None:
     raw = {"url": "http://ls.ml.svc:8080", "projectId": 7, "lastAnnotationId": None}
-    assert label_studio_source(raw) == Source("http://ls.ml.svc:8080", 7, None)
+    source = jobfile.parse(job_with(raw)).dataset.label_studio
+    assert source is not None
+    assert Source.from_api(source) == Source("http://ls.ml.svc:8080", 7, None)
     assert Source("http://ls", 7, 12).to_json() == {
         "url": "http://ls",
         "projectId": 7,

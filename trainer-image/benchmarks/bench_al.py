@@ -114,9 +114,10 @@ class Benchmark:
 
     def train(self, labelled: Sequence[int], version: str, seed: int) -> Path:
         """Train one version on `labelled` with labelloop's trainer; its directory."""
+        from labelloop.api import finetunejob as api
         from labelloop.api.labelconfig import TaskType
-        from labelloop_trainer.cli import run_train
-        from labelloop_trainer.training import settings as cfgmod
+        from labelloop_trainer.training import settings
+        from labelloop_trainer.training.run import run_train
 
         args = self.args
         data = self.scratch / f"{version}.jsonl"
@@ -133,23 +134,29 @@ class Benchmark:
             ),
             encoding="utf-8",
         )
-        cfg = cfgmod.validated(
-            cfgmod.TrainConfig(
-                data=cfgmod.DataSettings(
-                    data, args.text_field, args.label_field, TaskType.SINGLE_LABEL, self.labels
-                ),
-                base_model_dir=args.base_model,
-                output_dir=self.scratch / "versions",
-                model_version=version,
-                hyper=cfgmod.Hyperparameters(
+        cfg = settings.TrainConfig(
+            data=settings.data_settings(
+                data,
+                text_field=args.text_field,
+                label_field=args.label_field,
+                task_type=TaskType.SINGLE_LABEL,
+                labels=self.labels,
+            ),
+            base_model_dir=args.base_model,
+            output_dir=self.scratch / "versions",
+            model_version=version,
+            hyper=settings.Hyperparameters.from_api(
+                api.Hyperparameters(
                     learning_rate=args.learning_rate,
                     epochs=args.epochs,
                     max_sequence_length=args.max_seq_length,
                     seed=seed,
                     eval_split=TRAINER_EVAL_SPLIT,
-                    patience=args.epochs,
-                ),
-            )
+                    early_stopping=api.EarlyStopping(patience=args.epochs),
+                )
+            ),
+            lora=settings.LoraSettings.from_api(api.LoraSettings()),
+            metrics=tuple(api.Evaluation().metrics),
         )
         log = self.scratch / f"{version}.log"
         result_file = os.environ.get("LABELLOOP_RESULT_FILE")

@@ -78,11 +78,17 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
     """labelloop's trainer with its defaults."""
     import torch
 
+    from labelloop.api import finetunejob as api
     from labelloop.api.labelconfig import TaskType
     from labelloop_trainer.training.distributed import started
     from labelloop_trainer.training.loop import train
     from labelloop_trainer.training.progress import Progress
-    from labelloop_trainer.training.settings import DataSettings, Hyperparameters, TrainConfig
+    from labelloop_trainer.training.settings import (
+        DataSettings,
+        Hyperparameters,
+        LoraSettings,
+        TrainConfig,
+    )
 
     with tempfile.TemporaryDirectory() as output:
         cfg = TrainConfig(
@@ -90,14 +96,18 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
             base_model_dir=minilm_dir(),
             output_dir=Path(output),
             model_version="bench",
-            hyper=Hyperparameters(
-                learning_rate=LEARNING_RATE,
-                epochs=epochs,
-                max_sequence_length=MAX_LENGTH,
-                seed=SEED,
-                eval_split=EVAL_SPLIT,
-                patience=epochs,
+            hyper=Hyperparameters.from_api(
+                api.Hyperparameters(
+                    learning_rate=LEARNING_RATE,
+                    epochs=epochs,
+                    max_sequence_length=MAX_LENGTH,
+                    seed=SEED,
+                    eval_split=EVAL_SPLIT,
+                    early_stopping=api.EarlyStopping(patience=epochs),
+                )
             ),
+            lora=LoraSettings.from_api(api.LoraSettings()),
+            metrics=tuple(api.Evaluation().metrics),
         )
         with started() as ctx:
             outcome = train(cfg, ctx, Progress(enabled=False))

@@ -12,25 +12,28 @@ failures exit with the contract's codes: 2 bad input, 3 the version exists.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args
 
-from labelloop_trainer.errors import BadInputError, TrainerError
-from labelloop_trainer.training import scores
-from labelloop_trainer.training import settings as cfgmod
-from labelloop_trainer.training.settings import DEFAULT_FIELDS, TrainConfig
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+
+from labelloop.api import finetunejob as api
+from labelloop_trainer.errors import BadInputError, TrainerError, invalid
+from labelloop_trainer.training import scores, settings
+from labelloop_trainer.training.settings import TrainConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def _batch_size(value: str) -> int | None:
+def _batch_size(value: str) -> int | str:
     if value == "auto":
-        return None
+        return value
     try:
         return int(value)
     except ValueError:
@@ -41,12 +44,58 @@ def _names(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+# The flags of `train` that set an API field, by the field's path in the API's models. Their
+# defaults are None: an unset flag leaves the field to the API's default.
+HYPERPARAMETER_FLAGS = {
+    "learning_rate": "--learning-rate",
+    "lr_scheduler": "--lr-scheduler",
+    "warmup_ratio": "--warmup-ratio",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "gradient_accumulation_steps": "--gradient-accumulation-steps",
+    "weight_decay": "--weight-decay",
+    "max_sequence_length": "--max-seq-length",
+    "seed": "--seed",
+    "eval_split": "--eval-split",
+    "early_stopping.patience": "--patience",
+}
+LORA_FLAGS = {
+    "r": "--lora-r",
+    "alpha": "--lora-alpha",
+    "dropout": "--lora-dropout",
+    "target_modules": "--target-modules",
+}
+PROMOTION_FLAGS = {"minimum": "--promotion-minimum", "must_improve": "--no-must-improve"}
+_FLAG_TYPES: dict[str, Any] = {
+    "--learning-rate": float,
+    "--warmup-ratio": float,
+    "--epochs": int,
+    "--batch-size": _batch_size,
+    "--gradient-accumulation-steps": int,
+    "--weight-decay": float,
+    "--max-seq-length": int,
+    "--seed": int,
+    "--eval-split": float,
+    "--patience": int,
+    "--lora-r": int,
+    "--lora-alpha": int,
+    "--lora-dropout": float,
+    "--target-modules": _names,
+}
+
+
+def _api_default(model: type[BaseModel], path: str) -> Any:
+    """The API's default of a field (`early_stopping.patience`: a nested one)."""
+    value: Any = model()
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     top = argparse.ArgumentParser(prog="labelloop_trainer", description=__doc__.split("\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
-    h = cfgmod.Hyperparameters()
-    lora = cfgmod.LoraSettings()
 
     export = commands.add_parser(
         "export",
@@ -74,26 +123,34 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--base-model", type=Path, help="local directory of the base model")
     train.add_argument("--output", type=Path, help="directory that holds the versions")
     train.add_argument("--model-version", help="version name (default: derived from the data)")
-    train.add_argument("--learning-rate", type=float, default=h.learning_rate)
-    train.add_argument("--lr-scheduler", default=h.lr_scheduler, choices=cfgmod.SCHEDULERS)
-    train.add_argument("--warmup-ratio", type=float, default=h.warmup_ratio)
-    train.add_argument("--epochs", type=int, default=h.epochs)
-    train.add_argument("--batch-size", type=_batch_size, default=None, help="integer or auto")
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--weight-decay", type=float, default=h.weight_decay)
-    train.add_argument("--max-seq-length", type=int, default=h.max_sequence_length)
-    train.add_argument("--seed", type=int, default=h.seed)
-    train.add_argument("--eval-split", type=float, default=h.eval_split)
-    train.add_argument("--patience", type=int, default=h.patience)
-    train.add_argument("--monitor", default=h.monitor, help="early-stopping metric")
-    train.add_argument("--lora-r", type=int, default=lora.r)
-    train.add_argument("--lora-alpha", type=int, default=lora.alpha)
-    train.add_argument("--lora-dropout", type=float, default=lora.dropout)
-    train.add_argument("--target-modules", type=_names, default=(), help="comma-separated")
+    for table, model in (
+        (HYPERPARAMETER_FLAGS, api.Hyperparameters),
+        (LORA_FLAGS, api.LoraSettings),
+    ):
+        for field, flag in table.items():
+            default = _api_default(model, field)
+            train.add_argument(
+                flag,
+                type=_FLAG_TYPES.get(flag, str),
+                choices=get_args(api.LrScheduler) if flag == "--lr-scheduler" else None,
+                help=f"default: {','.join(default) if isinstance(default, list) else default}",
+            )
+    train.add_argument(
+        "--monitor",
+        help=f"early-stopping metric, a plug-in's too (default: {api.EarlyStopping().metric})",
+    )
     _evaluation_flags(train)
     train.add_argument("--promotion-metric", help="gate metric (enables the gate)")
-    train.add_argument("--promotion-minimum", type=float, default=0.0)
-    train.add_argument("--no-must-improve", action="store_true", help="gate on the minimum only")
+    train.add_argument(
+        "--promotion-minimum", type=float, help=f"default: {api.Promotion().minimum}"
+    )
+    train.add_argument(
+        "--no-must-improve",
+        action="store_false",
+        dest="must_improve",
+        default=None,
+        help="gate on the minimum only",
+    )
 
     evaluate = commands.add_parser("evaluate", help="score a version on a labelled file")
     evaluate.add_argument("--model", type=Path, required=True, help="a version directory")
@@ -119,14 +176,32 @@ def _evaluation_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--previous", type=Path, help="the active version, for mustImprove")
 
 
+def _api_model(model: type[M], args: argparse.Namespace, flags: Mapping[str, str]) -> M:
+    """`model` with the fields whose flag is set; an unset flag keeps the API's default."""
+    fields: dict[str, Any] = {}
+    for path, flag in flags.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if flag == "--no-must-improve":
+            value = args.must_improve
+        if value is not None:
+            *parents, name = path.split(".")
+            nested = fields
+            for parent in parents:
+                nested = nested.setdefault(parent, {})
+            nested[name] = value
+    # A model's own rule names its field in camelCase, the others by the field's name.
+    names = {**flags, **{".".join(map(to_camel, p.split("."))): f for p, f in flags.items()}}
+    try:
+        return model.model_validate(fields)
+    except ValidationError as err:
+        raise invalid(err, names) from None
+
+
 def config_from_flags(args: argparse.Namespace) -> TrainConfig:
     """The training configuration of the flag form."""
     for flag in ("data", "base_model", "output"):
         if getattr(args, flag) is None:
             raise BadInputError(f"train: --{flag.replace('_', '-')} is required without --config")
-    task_type = cfgmod.parse_task_type(args.task_type)
-    labels = args.labels
-    text_default, label_default = DEFAULT_FIELDS[task_type]
     xml, source = None, None
     if args.label_config is not None:
         try:
@@ -135,48 +210,30 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
             raise BadInputError(f"--label-config: cannot read {args.label_config}") from err
     else:
         xml, source = _export_manifest(args.data)
-    if xml is not None:
-        task_type, text_default, labels = cfgmod.label_schema_settings(xml)
-        label_default = DEFAULT_FIELDS[task_type][1]
+    hyper = _api_model(api.Hyperparameters, args, HYPERPARAMETER_FLAGS)
+    lora = _api_model(api.LoraSettings, args, LORA_FLAGS)
     promotion = None
     if args.promotion_metric:
-        promotion = cfgmod.Promotion(
-            args.promotion_metric, args.promotion_minimum, not args.no_must_improve
-        )
-    return cfgmod.validated(
-        TrainConfig(
-            data=cfgmod.DataSettings(
-                path=args.data,
-                text_field=args.text_field or text_default,
-                label_field=args.label_field or label_default,
-                task_type=task_type,
-                labels=labels,
-                source=source,
-            ),
-            base_model_dir=args.base_model,
-            output_dir=args.output,
-            model_version=args.model_version,
-            hyper=cfgmod.Hyperparameters(
-                learning_rate=args.learning_rate,
-                lr_scheduler=args.lr_scheduler,
-                warmup_ratio=args.warmup_ratio,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                gradient_accumulation_steps=args.gradient_accumulation_steps,
-                weight_decay=args.weight_decay,
-                max_sequence_length=args.max_seq_length,
-                seed=args.seed,
-                eval_split=args.eval_split,
-                patience=args.patience,
-                monitor=args.monitor,
-            ),
-            lora=cfgmod.LoraSettings(
-                args.lora_r, args.lora_alpha, args.lora_dropout, tuple(args.target_modules)
-            ),
-            metrics=(*TrainConfig.metrics, *(args.metrics or ())),
-            promotion=promotion,
-            previous_version_dir=args.previous,
-        )
+        gate = _api_model(api.Promotion, args, PROMOTION_FLAGS)
+        promotion = settings.Promotion.from_api(gate, metric=args.promotion_metric)
+    return TrainConfig(
+        data=settings.data_settings(
+            args.data,
+            text_field=args.text_field,
+            label_field=args.label_field,
+            task_type=settings.parse_task_type(args.task_type),
+            labels=args.labels,
+            label_config=xml,
+            source=source,
+        ),
+        base_model_dir=args.base_model,
+        output_dir=args.output,
+        model_version=args.model_version,
+        hyper=settings.Hyperparameters.from_api(hyper, monitor=args.monitor),
+        lora=settings.LoraSettings.from_api(lora),
+        metrics=(*api.Evaluation().metrics, *(args.metrics or ())),
+        promotion=promotion,
+        previous_version_dir=args.previous,
     )
 
 
@@ -191,108 +248,11 @@ def _export_manifest(data: Path) -> tuple[str | None, dict[str, Any] | None]:
         return None, None  # not an export's file
 
 
-def run_train(cfg: TrainConfig) -> Path | None:
-    """Train, judge the gate and write the version; the version directory on rank 0."""
-    from labelloop_trainer.training.distributed import barrier, started
-    from labelloop_trainer.training.export import exports_dir
-    from labelloop_trainer.training.gate import judge, previous_metrics
-    from labelloop_trainer.training.kube_status import reporter
-    from labelloop_trainer.training.loop import checkpoint_dir, train
-    from labelloop_trainer.training.output import write_result, write_version
-    from labelloop_trainer.training.progress import Progress
-
-    previous = previous_metrics(cfg.previous_version_dir)
-    with started() as ctx:
-        progress = Progress(enabled=ctx.is_main)
-        if ctx.is_main:
-            progress.status = reporter(cfg.job, lambda m: progress.event("warning", message=m))
-        try:
-            outcome = train(cfg, ctx, progress)
-        finally:
-            progress.close()
-        if not ctx.is_main:
-            barrier(ctx)
-            return None
-        scalars = scores.scalars(outcome.metrics)
-        verdict = judge(cfg.promotion, scalars, previous)
-        resolved = cfg.to_json() | {"model_version": outcome.version}
-        resolved["hyper"]["batch_size"] = outcome.batch_size
-        directory = write_version(
-            cfg.output_dir,
-            outcome.version,
-            outcome.model,
-            outcome.tokenizer,
-            {
-                "label_map.json": {
-                    "taskType": cfg.data.task_type.value,
-                    "labels": outcome.manifest["labels"],
-                    "outputNames": list(outcome.output_names),
-                    "textField": cfg.data.text_field,
-                    "labelField": cfg.data.label_field,
-                    "maxSequenceLength": cfg.hyper.max_sequence_length,
-                },
-                "metrics.json": {
-                    "metrics": outcome.metrics,
-                    "promotion": verdict.to_json(),
-                    "bestEpoch": outcome.best_epoch,
-                    "epochsRun": outcome.epochs_run,
-                    "earlyStopped": outcome.early_stopped,
-                    "history": outcome.history,
-                    "training": {
-                        "batchSize": outcome.batch_size,
-                        "processes": ctx.world,
-                        "seconds": round(outcome.train_seconds, 3),
-                        "samplesPerSecond": round(outcome.samples_per_second, 3),
-                        "resumedFromEpoch": outcome.resumed_from_epoch,
-                    },
-                },
-                "dataset.json": outcome.manifest,
-                "config.json": resolved,
-                "base_model.json": {
-                    "dir": str(cfg.base_model_dir.resolve()),
-                    "modelType": outcome.model_type,
-                },
-            },
-        )
-        _remove_work_dir(checkpoint_dir(cfg.output_dir, outcome.version))
-        _remove_work_dir(exports_dir(cfg.output_dir, outcome.version))
-        write_result(
-            {
-                "modelVersion": outcome.version,
-                "artifactUri": f"{cfg.artifact_uri.rstrip('/')}/{outcome.version}"
-                if cfg.artifact_uri
-                else str(directory.resolve()),
-                "dataset": {"count": outcome.manifest["count"], "hash": outcome.manifest["hash"]},
-                "metrics": _result_metrics(cfg, scalars),
-                "bestEpoch": outcome.best_epoch,
-                "earlyStopped": outcome.early_stopped,
-                "promotion": verdict.to_json(),
-            }
-        )
-        barrier(ctx)
-        return directory
-
-
-def _remove_work_dir(directory: Path) -> None:
-    """Drop a finished run's checkpoints or export, and `.checkpoints/` or `.exports/` once
-    no run has any."""
-    shutil.rmtree(directory, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        directory.parent.rmdir()
-
-
-def _result_metrics(cfg: TrainConfig, scalars: dict[str, float]) -> dict[str, float]:
-    """The requested metrics, the contract's `accuracy` and `macro_f1`, and plug-in values."""
-    built_in, _ = scores.requested(cfg.metrics)
-    wanted = {*built_in, "accuracy", "macro_f1", "eval_loss"}
-    return {k: round(v, 6) for k, v in scalars.items() if k in wanted or k not in scores.BUILT_IN}
-
-
 def run_export(args: argparse.Namespace) -> Path:
     """Export a project's annotations up to the cut-off; the file written."""
-    from labelloop_trainer.training.export import export, token_from_env
+    from labelloop_trainer.training.export import Source, export, token_from_env
 
-    source = cfgmod.Source(args.url, args.project_id, args.last_annotation_id)
+    source = Source(args.url, args.project_id, args.last_annotation_id)
     manifest = export(source, token_from_env(), args.output)
     print(
         json.dumps(
@@ -325,8 +285,11 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if args.previous is not None:
         trained = json.loads((args.model / "config.json").read_text(encoding="utf-8"))
         gate = trained.get("promotion") or {}
-        promotion = cfgmod.Promotion(
-            gate.get("metric", "f1"), gate.get("minimum", 0.0), gate.get("must_improve", True)
+        default = api.Promotion()  # a version trained without a gate is judged by the default
+        promotion = settings.Promotion(
+            gate.get("metric", default.metric),
+            gate.get("minimum", default.minimum),
+            gate.get("must_improve", default.must_improve),
         )
         result["promotion"] = judge(
             promotion, scores.scalars(result), previous_metrics(args.previous)
@@ -351,12 +314,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve.run(args)
         if args.command == "train":
+            from labelloop_trainer.training.run import job_config, run_train
+
             if args.config is not None:
                 if args.data or args.base_model or args.output:
                     raise BadInputError(
                         "train: --config carries the whole job; drop the other flags"
                     )
-                cfg = cfgmod.load_job(args.config)
+                from labelloop_trainer.training import jobfile
+
+                # Parsed in full first; a Label Studio dataset is exported after that.
+                cfg = job_config(jobfile.read(args.config))
             else:
                 cfg = config_from_flags(args)
             directory = run_train(cfg)

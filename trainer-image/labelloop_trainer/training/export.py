@@ -23,8 +23,9 @@ annotation ids. Beside it, `<name>.manifest.json` records the source and cut-off
 config, the counts, what was skipped and why, and a `sha256:` hash of the file. Both are
 written to temporary files and renamed into place.
 
-Only `LabelStudioClient` talks to Label Studio; the token comes from `LABEL_STUDIO_API_KEY`
-and never appears in a message (the client redacts it from Label Studio's answers too).
+Only `LabelStudioReader` (`label_studio.py`) talks to Label Studio; the token comes from
+`LABEL_STUDIO_API_KEY` and never appears in a message (the reader redacts it from Label
+Studio's answers too).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labelloop.api.jobfile import LabelStudioSource
 from labelloop.api.labelconfig import (
     LabelConfigError,
     LabelSchema,
@@ -48,16 +50,16 @@ from labelloop.api.labelconfig import (
     parse_label_config,
     read_result,
 )
-from labelloop.labelstudio import (
-    LabelStudioAuthError,
-    LabelStudioClient,
-    LabelStudioError,
-    LabelStudioNotFound,
-    LabelStudioUnreachable,
-    Task,
-)
 from labelloop_trainer.errors import BadInputError, TrainerError
-from labelloop_trainer.training.settings import DEFAULT_FIELDS, Source
+from labelloop_trainer.training.label_studio import (
+    ExportedTask,
+    LabelStudioFailure,
+    LabelStudioReader,
+    NotFound,
+    Refused,
+    Unreachable,
+)
+from labelloop_trainer.training.settings import DEFAULT_FIELDS, DataSettings, data_settings
 
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 EXPORT_FILE = "dataset.jsonl"
@@ -68,6 +70,29 @@ Answer = str | tuple[str, ...] | tuple[tuple[int, int, str], ...]
 
 class LabelStudioUnavailable(TrainerError):
     """Label Studio did not answer; the run may succeed later (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Annotations to export: a Label Studio project, and the last annotation id to include."""
+
+    url: str
+    project_id: int
+    last_annotation_id: int | None
+    """None: every annotation there is now (the export's manifest records the newest id)."""
+
+    @classmethod
+    def from_api(cls, source: LabelStudioSource) -> Source:
+        """The job file's `dataset.labelStudio`."""
+        return cls(source.url, source.project_id, source.last_annotation_id)
+
+    def to_json(self) -> dict[str, Any]:
+        """The form of the job file's `dataset.labelStudio`."""
+        return {
+            "url": self.url,
+            "projectId": self.project_id,
+            "lastAnnotationId": self.last_annotation_id,
+        }
 
 
 @dataclass
@@ -117,7 +142,7 @@ def choose(votes: Sequence[tuple[int, Answer]]) -> tuple[Answer, bool]:
     return newest[1], len(tied) > 1
 
 
-def resolve(schema: LabelSchema, tasks: Sequence[Task], cutoff: int | None) -> Resolved:
+def resolve(schema: LabelSchema, tasks: Sequence[ExportedTask], cutoff: int | None) -> Resolved:
     """One row per task that has an answer up to `cutoff` (see the module docstring)."""
     out = Resolved()
     for task in sorted(tasks, key=lambda t: t.id):
@@ -188,16 +213,16 @@ def export(source: Source, token: str, output: Path) -> dict[str, Any]:
     """Write the dataset file and its manifest; return the manifest."""
     where = f"Label Studio project {source.project_id} at {source.url}"
     try:
-        with LabelStudioClient(source.url, token) as client:
-            project = client.get_project(source.project_id)
-            raw_tasks = client.export_annotations(source.project_id)
-    except LabelStudioAuthError as err:
+        with LabelStudioReader(source.url, token) as reader:
+            project = reader.project(source.project_id)
+            tasks = reader.annotated_tasks(source.project_id)
+    except Refused as err:
         raise BadInputError(f"{TOKEN_ENV}: {err}") from None
-    except LabelStudioNotFound:
+    except NotFound:
         raise BadInputError(f"projectId: {where} does not exist") from None
-    except LabelStudioUnreachable as err:
+    except Unreachable as err:
         raise LabelStudioUnavailable(f"{where}: unreachable: {err}") from None
-    except LabelStudioError as err:
+    except LabelStudioFailure as err:
         raise LabelStudioUnavailable(f"{where}: export failed: {err}") from None
     try:
         schema = parse_label_config(project.label_config)
@@ -209,8 +234,6 @@ def export(source: Source, token: str, output: Path) -> dict[str, Any]:
             "which the export uses for its own column"
         )
     cutoff = source.last_annotation_id
-    # The JSON export lists a task's predictions as bare ids; the answers are all it needs.
-    tasks = [Task.from_json({**t, "predictions": []}) for t in raw_tasks]
     resolved = resolve(schema, tasks, cutoff)
     if not resolved.rows:
         upto = "" if cutoff is None else f" up to lastAnnotationId {cutoff}"
@@ -262,8 +285,8 @@ def exports_dir(output_dir: Path, model_version: str) -> Path:
     return output_dir / ".exports" / model_version
 
 
-def materialise(source: Source, work_dir: Path) -> dict[str, Any]:
-    """The job file's `dataset` for the export of `source`, exporting it unless done before.
+def materialise(source: Source, work_dir: Path) -> DataSettings:
+    """The data settings of the export of `source`, exporting it unless done before.
 
     A restarted pod finds the export of its first attempt and trains on the same snapshot
     (its checkpoints name the data's hash). The processes of a node take turns under a
@@ -274,13 +297,13 @@ def materialise(source: Source, work_dir: Path) -> dict[str, Any]:
         manifest = _read_manifest(dataset, source)
         if manifest is None:
             manifest = export(source, token_from_env(), dataset)
-    return {
-        "path": str(dataset),
-        "labelConfig": manifest["labelConfig"],
-        "textField": manifest["textField"],
-        "labelField": manifest["labelField"],
-        "source": dataset_source(manifest, dataset),
-    }
+    return data_settings(
+        dataset,
+        text_field=manifest["textField"],
+        label_field=manifest["labelField"],
+        label_config=manifest["labelConfig"],
+        source=dataset_source(manifest, dataset),
+    )
 
 
 def dataset_source(manifest: Mapping[str, Any], dataset: Path) -> dict[str, Any]:
