@@ -104,6 +104,7 @@ class LabelStudioReader:
         export_timeout: float = 300.0,
         retries: int = 3,
         backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._token = token
@@ -111,7 +112,7 @@ class LabelStudioReader:
         self._export_timeout = export_timeout
         self._retries = retries
         self._backoff = backoff
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
         self._authorization: str | None = None
 
     def close(self) -> None:
