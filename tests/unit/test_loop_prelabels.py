@@ -1,11 +1,17 @@
-"""Which tasks still need a prelabel of the active version, candidates and the ML backend plan."""
+"""Which tasks still need a prelabel of the active version, candidates and the ML backend plan;
+and the prelabel pass of `steps.prelabel` with the answer cache its caller owns."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
 
 import pytest
 
+from labelloop.labelstudio import LabelStudioClient
 from labelloop.labelstudio.models import Annotation, MLBackend, Prediction, Task
 from labelloop.loop.active_learning import Candidate
 from labelloop.loop.prelabels import (
@@ -18,6 +24,7 @@ from labelloop.loop.prelabels import (
     rank_inputs,
     to_import,
 )
+from labelloop.steps.prelabel import AnswerCache, PrelabelOutcome, prelabel_pass
 
 RESULT = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["P"]}}]
 
@@ -120,3 +127,117 @@ def backend(backend_id: int, url: str = URL, title: str = TITLE, state: str = "C
 )
 def test_backend_plan(backends: list[MLBackend], url: str | None, expected: BackendPlan) -> None:
     assert backend_plan(backends, TITLE, url) == expected
+
+
+# --- steps.prelabel: one pass, and the answers its caller remembers -----------------------
+
+
+class _Server:
+    """A prelabel server on a local port that answers every task and counts what it is
+    asked."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.asked: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.asked += [t["id"] for t in body["tasks"]]
+                results = [
+                    {
+                        "result": RESULT,
+                        "score": 0.5 + t["id"] / 100,
+                        "model_version": outer.version,
+                        "probabilities": {"P": 0.5 + t["id"] / 100, "N": 0.5 - t["id"] / 100},
+                    }
+                    for t in body["tasks"]
+                ]
+                data = json.dumps({"results": results}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+
+
+class _LabelStudio:
+    def __init__(self) -> None:
+        self.imported: list[dict[str, Any]] = []
+
+    def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> None:
+        self.imported += predictions
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    running = _Server("v2")
+    yield running
+    running.http.shutdown()
+
+
+def one_pass(
+    server: _Server, ls: _LabelStudio, tasks: list[Task], cache: AnswerCache, version: str = "v2"
+) -> PrelabelOutcome:
+    return prelabel_pass(
+        cast(LabelStudioClient, ls),
+        project_id=7,
+        tasks=tasks,
+        url=server.url,
+        version=version,
+        label_config="<View/>",
+        strategy="uncertainty",
+        batch_size=2,
+        cache=cache,
+        cache_id="project-uid",
+    )
+
+
+def test_each_pending_task_is_asked_once_across_passes(server: _Server) -> None:
+    ls, cache = _LabelStudio(), AnswerCache()
+    tasks = [task(i) for i in range(1, 6)]
+    first = one_pass(server, ls, tasks, cache)
+    # The least certain first (scores 0.51, 0.52, …), two per pass.
+    assert first.chosen == [1, 2] and [p["task"] for p in ls.imported] == [1, 2]
+    assert (first.pending, first.asked, first.predicted, first.remaining) == (5, 5, 2, 3)
+    # Label Studio now holds their predictions; the others' answers were remembered.
+    tasks = [task(1, "v2"), task(2, "v2"), task(3), task(4), task(5)]
+    second = one_pass(server, ls, tasks, cache)
+    assert second.chosen == [3, 4] and second.asked == 0
+    assert server.asked == [1, 2, 3, 4, 5]
+
+
+def test_the_cache_is_its_owners_and_a_new_version_is_asked_again(server: _Server) -> None:
+    tasks = [task(1), task(2)]
+    one_pass(server, _LabelStudio(), tasks, AnswerCache())
+    one_pass(server, _LabelStudio(), tasks, AnswerCache())  # another owner: asked again
+    assert server.asked == [1, 2, 1, 2]
+    cache = AnswerCache()
+    one_pass(server, _LabelStudio(), [task(1), task(2), task(3)], cache)
+    server.version = "v3"
+    later = one_pass(server, _LabelStudio(), [task(3)], cache, version="v3")
+    assert later.asked == 1 and later.chosen == [3]
+
+
+def test_a_failing_server_is_an_outcome() -> None:
+    outcome = prelabel_pass(
+        cast(LabelStudioClient, _LabelStudio()),
+        project_id=7,
+        tasks=[task(1)],
+        url="http://127.0.0.1:9",
+        version="v2",
+        label_config="<View/>",
+        strategy="uncertainty",
+        batch_size=2,
+        cache=AnswerCache(),
+        cache_id="project-uid",
+    )
+    assert outcome.server_error is not None and outcome.chosen == []
