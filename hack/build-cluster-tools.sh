@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the local control plane's binaries from the official Go modules, once.
+# Builds the local cluster's binaries from the official Go modules, once.
 #
-# kube-apiserver, kube-controller-manager and kube-scheduler live in k8s.io/kubernetes, whose
+# kube-apiserver, kube-controller-manager, kube-scheduler, and the real node's kubelet and
+# kube-proxy live in k8s.io/kubernetes, whose
 # go.mod pins every k8s.io/* staging module at v0.0.0 with `replace => ./staging/...`, so
 # `go install k8s.io/kubernetes/cmd/...@vX` is refused. We build them from a small wrapper
 # module that requires k8s.io/kubernetes and replaces each staging module with its published
 # v0.Y.Z twin; the list is generated from that release's own go.mod. etcd is built the same
-# way. kwok, kwokctl and helm have no replace lines and `go install` as they are.
+# way. kwok, kwokctl, helm and CoreDNS have no replace lines and `go install` as they are.
 #
 # Everything lands in $TOOLS_BIN (default .cache/bin, git-ignored). A tool already built at
 # the pinned version is skipped, so a second run costs nothing.
@@ -16,6 +17,8 @@ K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_BIN="${TOOLS_BIN:-$ROOT/.cache/bin}"
@@ -29,11 +32,10 @@ built() { [[ -x "$TOOLS_BIN/$1" && "$(cat "$TOOLS_BIN/.$1.version" 2>/dev/null)"
 stamp() { echo "$2" >"$TOOLS_BIN/.$1.version"; }
 
 build_kubernetes() {
-  if built kube-apiserver "$K8S_VERSION" && built kube-controller-manager "$K8S_VERSION" \
-    && built kube-scheduler "$K8S_VERSION"; then
-    return
-  fi
-  say "building kube-apiserver, kube-controller-manager, kube-scheduler $K8S_VERSION" \
+  local missing=() b
+  for b in "${K8S_COMMANDS[@]}"; do built "$b" "$K8S_VERSION" || missing+=("$b"); done
+  ((${#missing[@]})) || return 0
+  say "building ${missing[*]} $K8S_VERSION" \
     "(first build: 10-25 min on 2 cores; later builds reuse Go's cache)"
   local dir="$WORK/kubernetes-$K8S_VERSION" staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$dir"
@@ -52,26 +54,17 @@ build_kubernetes() {
     sed -n 's#^\t\(k8s.io/[^ ]*\) => ./staging/src/.*#\t\1 => \1 '"$staging"'#p' "$upstream_mod"
     echo ")"
   } >"$dir/go.mod"
-  cat >"$dir/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-EOF
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for b in "${K8S_COMMANDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$b"; done
+    printf ')\n'
+  } >"$dir/tools.go"
   (cd "$dir" && GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>"$dir/tidy.log" || { cat "$dir/tidy.log" >&2; exit 1; })
   local pkg=k8s.io/component-base/version
   local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 \
     -X $pkg.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean"
-  (cd "$dir" && go build -ldflags "$ldflags" -o "$TOOLS_BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler)
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do stamp "$b" "$K8S_VERSION"; done
+  (cd "$dir" && go build -ldflags "$ldflags" -o "$TOOLS_BIN/" "${missing[@]/#/k8s.io/kubernetes/cmd/}")
+  for b in "${missing[@]}"; do stamp "$b" "$K8S_VERSION"; done
 }
 
 build_etcd() {
@@ -109,4 +102,5 @@ build_etcd
 go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+go_install coredns "github.com/coredns/coredns@$COREDNS_VERSION"
 say "all tools in $TOOLS_BIN"
