@@ -5,8 +5,11 @@
 workstation. `export` writes a Label Studio project's annotations up to a cut-off as a
 file `train --data` reads. stdout carries only the answer (the file or version directory
 written, or the evaluation's JSON), so scripts can read it; progress and errors go to
-stderr. Expected
-failures exit with the contract's codes: 2 bad input, 3 the version exists.
+stderr. Expected failures exit with the contract's codes: 2 bad input, 3 the version exists.
+
+Both forms of `train` are read with the API's models (`labelloop.api`): the job file with
+`JobFile`, the flags with `Hyperparameters`, `LoraSettings` and `Promotion`, whose defaults
+an unset flag keeps. The commands' work lives in `training/` and `serving/`.
 """
 
 from __future__ import annotations
