@@ -201,9 +201,17 @@ V0_PREVIOUS = RolloutState(
             service(auto=True, model=R1),
             [Round(1, passed=False)],
             RolloutState(),
+            None,
+            None,
+            id="autoPromote, none promotable: not spec.model's job that failed its gate",
+        ),
+        pytest.param(
+            service(auto=True, model=R1),
+            [Round(1, passed=None)],
+            RolloutState(),
             Round(1).version,
             Round(1).version,
-            id="autoPromote, none promotable: spec.model's job, gate or not",
+            id="autoPromote: spec.model's job without a gate",
         ),
         pytest.param(
             service(auto=True, model=R1),

@@ -6,10 +6,12 @@ finetunejob.py`) and the local runner (`local/runner.py`) alike. The version ask
 
 - `autoPromote`, with a promotable job: the newest FineTuneJob of the project that Succeeded
   and passed its promotion gate (a job without a verdict had no gate);
-- `autoPromote`, with none yet: what `spec.model` names, as below;
+- `autoPromote`, with none yet: what `spec.model` names, as below, except a job that failed
+  its gate (`autoPromote` never serves a version its gate refused);
 - `model.version` and `model.uri`: that version;
-- `model.fineTuneJobRef`: the version that job produced, once it Succeeded (naming a job is
-  an explicit choice: its gate is not asked); nothing yet while it is missing or unfinished.
+- `model.fineTuneJobRef`: the version that job produced, once it Succeeded (without
+  `autoPromote`, naming a job is an explicit choice: its gate is not asked); nothing yet
+  while it is missing or unfinished.
 
 `spec.model` is required by the CRD, so `autoPromote` always has a fallback; until that names
 something servable there is no version. The operator then waits (`WaitingForModel`); the local
@@ -54,6 +56,11 @@ def succeeded_version(job: Mapping[str, Any]) -> Target | None:
     return Target(str(version), str(uri))
 
 
+def passed_gate(job: Mapping[str, Any]) -> bool:
+    """Whether a FineTuneJob's promotion gate passed; one without a verdict had no gate."""
+    return bool(((job.get("status") or {}).get("promotion") or {}).get("passed", True))
+
+
 def newest_promotable(jobs: Iterable[Mapping[str, Any]], project: str) -> Target | None:
     """The newest Succeeded FineTuneJob of `project` whose promotion gate passed.
 
@@ -65,8 +72,7 @@ def newest_promotable(jobs: Iterable[Mapping[str, Any]], project: str) -> Target
         ref = (job.get("spec") or {}).get("annotationProjectRef") or {}
         status = job.get("status") or {}
         target = succeeded_version(job)
-        passed = (status.get("promotion") or {}).get("passed", True)
-        if ref.get("name") == project and target is not None and passed:
+        if ref.get("name") == project and target is not None and passed_gate(job):
             candidates.append((status.get("completionTime") or "", job["metadata"]["name"], target))
     return max(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
 
@@ -89,6 +95,8 @@ def choose_version(spec: PrelabelServiceSpec, jobs: Iterable[Mapping[str, Any]])
     target = succeeded_version(job)
     if target is None:
         return Choice(None, f"waiting for FineTuneJob {name} to succeed")
+    if spec.auto_promote and not passed_gate(job):
+        return Choice(None, f"no FineTuneJob passed its promotion gate yet ({name} did not)")
     return Choice(target, f"spec.model.fineTuneJobRef {name}")
 
 
