@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Stops the local control plane started by hack/cluster-up.sh, keeping its state (etcd data,
-# certificates) so that cluster-up brings it back as it was. With --delete, removes the state
-# and the kubeconfig too. Harmless when no cluster exists or none runs.
+# Stops the local cluster started by hack/cluster-up.sh: the real node first (hack/node-down.sh
+# leaves no process, mount or interface behind), then the control plane, keeping its state
+# (etcd data, certificates) so that cluster-up brings it back as it was. With --delete, removes
+# the state and the kubeconfig too. Harmless when no cluster exists or none runs.
 set -euo pipefail
 # shellcheck source=hack/cluster-lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
 
 case "${1:-}" in
   "") action=stop ;;
@@ -22,6 +23,7 @@ if [[ ! -x "$TOOLS_BIN/kwokctl" ]]; then
 fi
 
 lock_cluster
+"$ROOT/hack/node-down.sh" ${1:+"$1"}
 prune_stale_pids
 LOG="$STATE/kwokctl.log"
 if [[ "$action" == delete ]]; then

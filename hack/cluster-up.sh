@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Starts the local control plane with its fake nodes (hack/nodes.yaml) and kwok stages
-# (hack/kwok-stages.yaml), and writes the admin kubeconfig to .cluster/kubeconfig.
+# Starts the local cluster and writes the admin kubeconfig to .cluster/kubeconfig: the control
+# plane, kwok's fake nodes (hack/nodes.yaml, stages in hack/kwok-stages.yaml) and one real
+# node that runs containers (hack/node-up.sh; LABELLOOP_REAL_NODE=0 leaves it out).
 #
 # Run it any time. A cluster that runs and answers is left alone (a few seconds); a stopped one
 # (dead processes, a reboot) is restarted; one that will not come back, or whose configuration
 # changed, is recreated. Only the binaries in .cache/bin are used: nothing is downloaded.
 set -euo pipefail
 # shellcheck source=hack/cluster-lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
 
 CONFIG="$STATE/kwokctl.yaml"
 STAGES="$ROOT/hack/kwok-stages.yaml"
@@ -30,6 +31,9 @@ options:
   runtime: binary
   # etcd has no authentication: listen on loopback only.
   bindAddress: 127.0.0.1
+  # Pods on the real node reach the API server at the kubernetes Service (the first address of
+  # the Service range) and at the node's address, so its certificate must name both.
+  kubeApiserverCertSANs: [$KUBERNETES_SERVICE_IP, $NODE_IP]
   etcdBinary: $TOOLS_BIN/etcd
   kubeApiserverBinary: $TOOLS_BIN/kube-apiserver
   kubeControllerManagerBinary: $TOOLS_BIN/kube-controller-manager
@@ -41,13 +45,28 @@ options:
 componentsPatches:
 - name: kwok-controller
   extraArgs:
+  # Only the fake nodes (annotated in hack/nodes.yaml); the real node reports for itself.
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
   # No node leases; the node-heartbeat stage keeps the nodes Ready instead.
   - {key: node-lease-duration-seconds, value: "0", override: true}
   # kwok reports this as each node's InternalIP and each pod's hostIP; kwokctl leaves it empty.
   - {key: node-ip, value: 127.0.0.1, override: true}
+  - {key: cidr, value: $FAKE_POD_CIDR}
 - name: kube-controller-manager
   extraArgs:
   - {key: leader-elect, value: "false"}
+  - {key: service-cluster-ip-range, value: $SERVICE_CIDR}
+- name: kube-apiserver
+  extraArgs:
+  # A /16: a thousand objects with a Service each do not fit in the default /24.
+  - {key: service-cluster-ip-range, value: $SERVICE_CIDR}
+  # The real node's pods reach it through the kubernetes Service, whose endpoint is this
+  # address; it listens on every address of the host (clients still need its certificates).
+  - {key: bind-address, value: 0.0.0.0, override: true}
+  - {key: advertise-address, value: $NODE_IP}
+  # logs and exec go to the kubelet at the node's InternalIP (no DNS for node names here).
+  - {key: kubelet-preferred-address-types, value: InternalIP}
 - name: kube-scheduler
   extraArgs:
   - {key: leader-elect, value: "false"}
@@ -127,6 +146,10 @@ kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$NODES" >/dev/null
 kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Ready -f "$NODES" --timeout=60s >/dev/null
 say "applying the local volume pool (hack/local-volumes.yaml)"
 kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$ROOT/hack/local-volumes.yaml" >/dev/null
+
+if [[ "${LABELLOOP_REAL_NODE:-1}" != 0 ]]; then
+  "$ROOT/hack/node-up.sh"
+fi
 
 server="$(kubectl --kubeconfig "$KUBECONFIG_OUT" config view -o jsonpath='{.clusters[0].cluster.server}')"
 say "ready: $server, kubeconfig ${KUBECONFIG_OUT#"$ROOT/"}"

@@ -1,0 +1,3 @@
+module labelloop.local/pause
+
+go 1.26

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Stops the real node started by hack/node-up.sh and leaves nothing of it behind on the host:
+# its pods (sandboxes torn down through CNI, so their network namespaces go too), the kubelet,
+# kube-proxy (and its iptables rules), CoreDNS, containerd and its shims, every mount under the
+# node's directories, the bridge and the sink interface, and the sysctls it changed.
+# The node's data (images, volumes) stays in .cluster/node unless --delete is given.
+set -euo pipefail
+# shellcheck source=hack/node-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
+
+stop_daemon() { # name
+  local pid
+  pid="$(node_pid "$1")" || { rm -f "$NODE_DIR/pids/$1.pid"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$NODE_DIR/pids/$1.pid"
+}
+
+[[ -d "$NODE_DIR" ]] || exit 0
+
+# The kubelet first, so that it restarts nothing while the pods go.
+stop_daemon kubelet
+if node_pid containerd >/dev/null; then
+  say "removing the node's pods"
+  "$TOOLS_BIN/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" --timeout 30s rmp --all --force \
+    >/dev/null 2>&1 || true
+fi
+stop_daemon kube-proxy
+"$TOOLS_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+stop_daemon coredns
+stop_daemon containerd
+# Shims outlive containerd by design; these are the ones of this node's containerd.
+pkill -9 -f "containerd-shim.* -address $CONTAINERD_SOCK" 2>/dev/null || true
+
+# Mounts: volumes and pod directories under the kubelet, snapshots and sandbox state under
+# containerd; the deepest first.
+findmnt -rn -o TARGET | grep -E "^($NODE_DIR|$RUN_DIR)/" | sort -r | while read -r target; do
+  umount -l "$target" 2>/dev/null || true
+done
+
+ip link delete "$BRIDGE" 2>/dev/null || true
+ip link delete "$SINK" 2>/dev/null || true
+if [[ -f "$NODE_DIR/sysctl.saved" ]]; then
+  while IFS= read -r setting; do sysctl -qw "$setting" || true; done <"$NODE_DIR/sysctl.saved"
+  rm -f "$NODE_DIR/sysctl.saved"
+fi
+rm -rf "$RUN_DIR"
+if [[ "${1:-}" == --delete ]]; then
+  rm -rf "$NODE_DIR"
+fi
+say "node $NODE_NAME stopped"
