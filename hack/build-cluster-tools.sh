@@ -98,6 +98,23 @@ go_install() { # name module@version
   stamp "$1" "${2##*@}"
 }
 
+# The real node's runtime and the image builder come from Debian's packages: containerd 1.6
+# (Kubernetes 1.36 prefers 2.x, but 1.6's CRI runs its pods, and a maintained package beats a
+# runtime built from source), runc, the CNI plugins, iptables for kube-proxy, and buildah and
+# debootstrap for hack/images.sh.
+NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack buildah debootstrap)
+install_node_packages() {
+  local missing=() package
+  for package in "${NODE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_node_packages
 build_kubernetes
 build_etcd
 go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
