@@ -595,7 +595,8 @@ class LocalRunner:
             chunk=self.options.predict_chunk,
         )
         if outcome.server_error is not None:
-            self.say(f"prelabel server: {outcome.server_error}")
+            # The operator reports PrelabelServerFailed and retries; a local run stops here.
+            raise RunnerError(f"prelabel server of {version}: {outcome.server_error}")
         answers = self._seen.setdefault(version, {})
         answers.update(outcome.answers)
         if outcome.chosen:
