@@ -568,10 +568,10 @@ class LocalRunner:
             self.say(backend.refused)
         self._refused = server.url if backend.refused is not None else None
 
-    def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass | None:
+    def _prelabel(self, tasks: list[Task], server: PrelabelServer) -> PrelabelPass:
         """The operator's prelabel pass (`steps.prelabel.prelabel_pass`): ask the serving
         version about every unlabelled task without its prediction, import the most
-        informative batch. None when the server cannot say which version it serves."""
+        informative batch."""
         assert server.url is not None and self.project.spec.prelabel is not None
         order = self.project.spec.prelabel.active_learning
         began = time.monotonic()
@@ -579,8 +579,7 @@ class LocalRunner:
             with MLBackendClient(server.url) as backend:
                 version = backend.model_version()
         except MLBackendError as exc:
-            self.say(f"prelabel server: {exc}")
-            return None
+            raise RunnerError(f"prelabel server: {exc}") from None
         outcome = prelabel_pass(
             self.ls,
             project_id=self.project_id,
