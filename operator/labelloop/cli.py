@@ -44,6 +44,7 @@ def _operator(args: argparse.Namespace) -> int:
         webhook_listen=args.webhook_listen or None,
         webhook_url=args.webhook_url or None,
         metrics_listen=args.metrics_listen or None,
+        workload_scheduling=args.workload_scheduling,
     )
     run(
         config,
@@ -52,6 +53,21 @@ def _operator(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     return 0
+
+
+def _pod_scheduling(text: str) -> Any:
+    """`--workload-scheduling`: JSON validated by the API's PodScheduling model."""
+    import pydantic
+
+    from .api.base import PodScheduling
+
+    try:
+        return PodScheduling.model_validate_json(text)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
+        )
+        raise argparse.ArgumentTypeError(problems) from None
 
 
 def _stop_on_sigterm() -> None:
@@ -238,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LABELLOOP_METRICS_LISTEN", ""),
         help="host:port of the Prometheus endpoint /metrics, e.g. 0.0.0.0:8000 "
         "(default $LABELLOOP_METRICS_LISTEN; empty serves none)",
+    )
+    operator.add_argument(
+        "--workload-scheduling",
+        type=_pod_scheduling,
+        default=None,
+        metavar="JSON",
+        help="node selector and tolerations for the pods it creates that need no GPU, as in a "
+        'pod spec, e.g. {"nodeSelector": {"pool": "cpu"}, "tolerations": [{"key": "pool", '
+        '"operator": "Exists"}]} (default: none)',
     )
     operator.add_argument(
         "--liveness",

@@ -121,6 +121,28 @@ class PodMetadata(ApiModel):
     """Annotations added to each pod."""
 
 
+class Toleration(ApiModel):
+    """A taint the pods tolerate, as in a Pod spec."""
+
+    key: Annotated[str, Field(max_length=317)] | None = None
+    """Taint key; unset with operator Exists tolerates every taint."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """Exists matches any value; Equal matches `value`."""
+    value: Annotated[str, Field(max_length=63)] | None = None
+    """Taint value, for operator Equal."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect; unset matches every effect."""
+
+
+class PodScheduling(ApiModel):
+    """Where pods go, as in a Pod spec: nodes with these labels, tolerating these taints."""
+
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = {}
+    """Node labels every pod requires."""
+    tolerations: list[Toleration] = []
+    """Taints the pods tolerate."""
+
+
 # Where models and datasets live. Never a model hub: nothing is downloaded at run time.
 ARTIFACT_URI = re.compile(
     r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/\S*)?|(s3|gs|az)://[^\s/]+(/\S*)?|file:///\S*|/\S*)$"

@@ -166,6 +166,7 @@ def _reconcile_managed_server(
         managed=spec.label_studio.managed,
         credentials=spec.credentials_secret_ref,
         admin_email=f"labelloop@{owner.name}.{owner.namespace}.local",
+        scheduling=context.config.workload_scheduling,
     )
     # Secrets are made once, with fresh random values, and never rewritten: every replica
     # and every client must keep seeing the same key and token.

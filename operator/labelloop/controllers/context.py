@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from ..api.base import PodScheduling
 from ..steps.prelabel import AnswerCache
 from .kube import Kube
 
@@ -27,6 +28,9 @@ class OperatorConfig:
     """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
     webhook_url: str | None = None
     """Base URL at which Label Studio reaches the receiver; None registers no webhooks."""
+    workload_scheduling: PodScheduling | None = None
+    """Node selector and tolerations for the pods it creates that need no GPU (Label Studio,
+    prelabel servers, CPU training), e.g. to keep them on nodes that run real containers."""
     metrics_listen: str | None = None
     """`host:port` of the Prometheus endpoint (`labelloop.metrics`); None serves none."""
 

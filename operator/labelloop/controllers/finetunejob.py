@@ -126,6 +126,7 @@ def _inputs(
         export=export,
         service_account=TRAINER_SERVICE_ACCOUNT if context.config.trainer_cluster_role else None,
         previous_version_dir=previous,
+        scheduling=context.config.workload_scheduling,
     )
 
 

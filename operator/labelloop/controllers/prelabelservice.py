@@ -88,7 +88,9 @@ def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> Non
         now=datetime.now(UTC),
     )
 
-    inputs = PrelabelInputs(owner, spec, context.config.trainer_image)
+    inputs = PrelabelInputs(
+        owner, spec, context.config.trainer_image, context.config.workload_scheduling
+    )
     for version in plan.state.versions:
         wanted = plan.replicas[version.version]
         existing = deployments.get(version.version)

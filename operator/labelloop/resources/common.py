@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import API_VERSION
-from ..api.base import PodMetadata
+from ..api.base import PodMetadata, PodScheduling
 
 Manifest = dict[str, Any]
 
@@ -87,6 +87,20 @@ def pod_template_metadata(
     out: dict[str, Any] = {"labels": {**extra_labels, **base_labels}}
     if annotations:
         out["annotations"] = dict(annotations)
+    return out
+
+
+def with_scheduling(pod_spec: dict[str, Any], scheduling: PodScheduling | None) -> dict[str, Any]:
+    """The pod spec with the operator's workload scheduling added to its own node selector and
+    tolerations (a GPU Job's, say): both must hold."""
+    if scheduling is None:
+        return pod_spec
+    out = dict(pod_spec)
+    if scheduling.node_selector:
+        out["nodeSelector"] = {**pod_spec.get("nodeSelector", {}), **scheduling.node_selector}
+    if scheduling.tolerations:
+        mine = [t.to_wire() for t in scheduling.tolerations]
+        out["tolerations"] = [*pod_spec.get("tolerations", []), *mine]
     return out
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.annotationproject import ManagedLabelStudio
-from ..api.base import SecretKeySelector
-from .common import Manifest, Owner, child_name, labels, metadata
+from ..api.base import PodScheduling, SecretKeySelector
+from .common import Manifest, Owner, child_name, labels, metadata, with_scheduling
 
 COMPONENT = "label-studio"
 PORT = 8080
@@ -28,6 +28,8 @@ class LabelStudioInputs:
     managed: ManagedLabelStudio
     credentials: SecretKeySelector
     admin_email: str
+    scheduling: PodScheduling | None = None
+    """The operator's placement of pods without GPUs (`--workload-scheduling`)."""
 
 
 def server_name(owner: Owner) -> str:
@@ -157,12 +159,15 @@ def build_deployment(inputs: LabelStudioInputs) -> Manifest:
         "selector": {"matchLabels": _selector(owner)},
         "template": {
             "metadata": {"labels": _selector(owner)},
-            "spec": {
-                "containers": [container],
-                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}}],
-                # The image runs as uid 1001; fsGroup makes the volume writable for it.
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 1001, "fsGroup": 1001},
-            },
+            "spec": with_scheduling(
+                {
+                    "containers": [container],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": name}}],
+                    # The image runs as uid 1001; fsGroup makes the volume writable for it.
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1001, "fsGroup": 1001},
+                },
+                inputs.scheduling,
+            ),
         },
     }
     # With an autoscaler the HPA owns `replicas`; stating it here would fight it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.base import PodScheduling
 from ..api.prelabelservice import PrelabelServiceSpec
 from .common import (
     RESTRICTED_CONTAINER_SECURITY,
@@ -20,6 +21,7 @@ from .common import (
     mount_pvc_uri,
     pod_template_metadata,
     pvc_volumes,
+    with_scheduling,
 )
 
 COMPONENT = "labelloop-prelabel"
@@ -32,6 +34,8 @@ class PrelabelInputs:
     owner: Owner
     spec: PrelabelServiceSpec
     image: str
+    scheduling: PodScheduling | None = None
+    """The operator's placement of pods without GPUs (`--workload-scheduling`)."""
 
 
 def deployment_name(owner: Owner, version: str) -> str:
@@ -76,11 +80,14 @@ def build_version_deployment(
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": pod_template_metadata(selector, spec.pod_metadata),
-                "spec": {
-                    "containers": [container],
-                    "volumes": volumes,
-                    "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
-                },
+                "spec": with_scheduling(
+                    {
+                        "containers": [container],
+                        "volumes": volumes,
+                        "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+                    },
+                    inputs.scheduling,
+                ),
             },
         },
     }

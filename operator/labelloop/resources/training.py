@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.base import SecretKeySelector
+from ..api.base import PodScheduling, SecretKeySelector
 from ..api.finetunejob import FineTuneJobSpec
 from ..api.jobfile import JobDataset, JobFile, LabelStudioSource
 from .common import (
@@ -25,6 +25,7 @@ from .common import (
     mount_pvc_uri,
     pod_template_metadata,
     pvc_volumes,
+    with_scheduling,
 )
 
 COMPONENT = "labelloop-trainer"
@@ -65,6 +66,9 @@ class TrainingInputs:
     """The URI of the version serving now (`loop.serving.previous_version`), e.g.
     `pvc://models/reviews/<version>`: the trainer reads its `metrics.json` for
     `promotion.mustImprove`, so the Job mounts it read-only. None: nothing to beat."""
+    scheduling: PodScheduling | None = None
+    """The operator's placement of pods without GPUs (`--workload-scheduling`); a GPU Job's
+    pods go where their GPUs are."""
 
 
 def _previous(inputs: TrainingInputs) -> MountedUri | None:
@@ -317,6 +321,8 @@ def build_training_job(inputs: TrainingInputs) -> Manifest:
         pod_spec["tolerations"] = [
             {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
         ]
+    else:
+        pod_spec = with_scheduling(pod_spec, inputs.scheduling)
 
     pod_labels = {"app.kubernetes.io/name": COMPONENT, "labelloop.io/finetunejob": owner.name}
     return {
