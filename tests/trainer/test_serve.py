@@ -170,7 +170,7 @@ CASES = [
     ("unknown field", {"tasks": [], "label_config": SENTIMENT, "extra": 1}, 400, "extra"),
     ("no tasks", {"label_config": SENTIMENT}, 400, "tasks"),
     ("tasks not a list", {"tasks": {"id": 1}, "label_config": SENTIMENT}, 400, "tasks"),
-    ("task not an object", predict_body(["hello"]), 422, "tasks[0]"),  # type: ignore[list-item]
+    ("task not an object", predict_body(["hello"]), 400, "tasks[0]"),  # type: ignore[list-item]
     ("task without data", predict_body([{"id": 1}]), 422, "tasks[0].data"),
     (
         "missing text field",
@@ -186,6 +186,7 @@ CASES = [
     ),
     ("oversized batch", predict_body(tasks(["great"] * 51)), 413, "tasks"),
     ("bad config", predict_body(tasks(["x"]), "<View><Text"), 422, "label_config"),
+    ("config not a string", predict_body(tasks(["x"]), 3), 400, "label_config"),  # type: ignore[arg-type]
     ("config of another task type", predict_body(tasks(["x"]), ENTITIES), 422, "label_config"),
     ("no label config", {"tasks": tasks(["x"]), "project": "99.1"}, 422, "label_config"),
 ]
@@ -218,9 +219,12 @@ def test_bad_http_gets_a_4xx_and_the_server_keeps_serving(url: str) -> None:
     connection.close()
 
     def chunks() -> Iterator[bytes]:
-        yield b"{}"
+        yield b'{"tasks": [{"data": '
+        yield b'{"text": "great"}}], "label_config": ' + json.dumps(SENTIMENT).encode() + b"}"
 
-    assert httpx.post(f"{url}/predict", content=chunks()).status_code == 411
+    # A chunked body (no Content-Length) is read, up to the same limit.
+    streamed = httpx.post(f"{url}/predict", content=chunks())
+    assert streamed.status_code == 200 and len(streamed.json()["results"]) == 1
     assert httpx.get(f"{url}/health").json()["status"] == "UP"
 
 

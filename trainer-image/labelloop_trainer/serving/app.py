@@ -1,16 +1,19 @@
-"""Label Studio's ML backend protocol, as a function from request to response.
+"""Label Studio's ML backend protocol: its requests and answers as pydantic models, and what
+each endpoint does with them.
 
 Kept apart from the HTTP plumbing (`server.py`) so the protocol — what is accepted, what each
 refusal says — reads in one place. Label Studio stores whatever comes back, and drops every
 prediction of a call whose result count does not match its tasks, so a request is checked
 in full before any task reaches the model: a bad task fails its whole request with a 4xx
-naming the field, instead of a partial answer Label Studio would silently discard.
+naming the field (`tasks[3].data.text`), instead of a partial answer Label Studio would
+silently discard. Malformed JSON and wrong types are 400s (from the pydantic models);
+well-formed requests the model cannot serve (a task without the config's text field, a
+config of another task type) are 422s; too many tasks is a 413.
 
-`/health` and `/metrics` answer without credentials, since Kubernetes probes and Prometheus
-scrapes carry none and neither reveals more than the model version (the metrics themselves
-are in `telemetry.py`); `/setup`, `/predict`
-and `/webhook` require basic auth when it is configured. Request bodies are never logged:
-`/setup` carries the project owner's Label Studio `access_token`.
+`/health`, `/versions` and `/metrics` answer without credentials, since Kubernetes probes
+and Prometheus scrapes carry none and none reveals more than the model version; `/setup`,
+`/predict` and `/webhook` require basic auth when it is configured. Request bodies are never
+logged: `/setup` carries the project owner's Label Studio `access_token`.
 """
 
 from __future__ import annotations
@@ -18,15 +21,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from labelloop.api.labelconfig import LabelConfigError, LabelSchema, parse_label_config
 from labelloop_trainer.serving.chain import Scorer, TaskError, TaskInput, build_chain, task_text
@@ -35,23 +36,7 @@ from labelloop_trainer.serving.telemetry import PrelabelMetrics
 
 log = logging.getLogger(__name__)
 
-PREDICT_FIELDS = frozenset({"tasks", "project", "label_config", "params", "model_version"})
-SETUP_FIELDS = frozenset(
-    {"project", "schema", "hostname", "access_token", "extra_params", "model_version"}
-)
-PATHS = ("/health", "/setup", "/predict", "/webhook", "/metrics")
-PREDICT_TIMEOUT_S = 300.0
-"""Longer than Label Studio waits (ML_TIMEOUT_PREDICT, 100 s): it gives up first."""
-
-
-@dataclass(frozen=True)
-class Response:
-    """An HTTP answer: status, body and its content type, extra headers."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class RequestError(Exception):
@@ -62,6 +47,72 @@ class RequestError(Exception):
         self.status = status
         self.field = field
         self.message = message
+
+
+class _Request(BaseModel):
+    # A misspelt field is refused, not ignored: an ignored `label_config` would silently
+    # predict with another project's schema.
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Request):
+    """`POST /predict`: the tasks (each the whole Label Studio task) and their project."""
+
+    tasks: list[dict[str, Any]]
+    project: str | int | None = None
+    label_config: str | None = None
+    params: dict[str, Any] | None = None
+    model_version: str | None = None
+
+
+class SetupRequest(_Request):
+    """`POST /setup`: Label Studio connecting a project (`schema` is its label config)."""
+
+    project: str | int | None = None
+    label_schema: str | None = Field(None, alias="schema")
+    hostname: str | None = None
+    access_token: str | None = Field(None, repr=False)
+    extra_params: Any = None
+    model_version: str | None = None
+
+
+class WebhookEvent(BaseModel):
+    """`POST /webhook`: any Label Studio event; only its action is read (for the metrics)."""
+
+    model_config = ConfigDict(extra="allow")
+    action: str | None = None
+
+
+class PredictResponse(BaseModel):
+    """One prediction per task, in the tasks' order."""
+
+    results: list[dict[str, Any]]
+    model_version: str
+
+
+class WebhookResponse(BaseModel):
+    status: str = "ignored"
+
+
+class SetupResponse(BaseModel):
+    model_version: str
+
+
+class VersionsResponse(BaseModel):
+    """`GET /versions`: one server serves one immutable version."""
+
+    versions: list[str]
+
+
+class HealthResponse(BaseModel):
+    status: str = "UP"
+    model_version: str
+    model_class: str = "labelloop-prelabel"
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    field: str
 
 
 @dataclass(frozen=True)
@@ -88,9 +139,13 @@ class BasicAuth:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for, and how requests are grouped into forward passes."""
+    """What one request may ask for, and how tasks are grouped into forward passes.
 
-    max_tasks: int = 1000
+    `max_tasks` is well above what Label Studio's "Retrieve predictions" sends for a page
+    of selected tasks, which it sends as one request.
+    """
+
+    max_tasks: int = 10_000
     batch_size: int = 32
     batch_wait_s: float = 0.005
 
@@ -125,92 +180,64 @@ class PrelabelApp:
             on_batch=self.metrics.observe_batch,
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the batcher; requests still waiting fail."""
-        self._batcher.close()
+        await self._batcher.close()
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
-        """Answer one request; never raises."""
-        began = time.perf_counter()
-        route = path.split("?", 1)[0].rstrip("/") or "/"
-        try:
-            response = self._route(method, route, headers, body)
-        except RequestError as err:
-            log.info("%s %s refused (%d): %s", method, route, err.status, err)
-            extra = {"WWW-Authenticate": 'Basic realm="labelloop"'} if err.status == 401 else {}
-            response = _json(err.status, {"error": err.message, "field": err.field}, extra)
-        except Exception:
-            log.exception("%s %s failed", method, route)
-            response = _json(500, {"error": "internal error; see the server log"})
-        label = route if route in PATHS else "other"
-        self.metrics.requests.labels(label, str(response.status)).inc()
-        self.metrics.latency.labels(label).observe(time.perf_counter() - began)
-        return response
-
-    def _route(self, method: str, route: str, headers: Mapping[str, str], body: bytes) -> Response:
-        allowed = {"/health": "GET", "/metrics": "GET"}.get(route, "POST")
-        if route not in PATHS:
-            raise RequestError(404, "path", f"no endpoint {route}; the endpoints: {PATHS}")
-        if method != allowed and not (route == "/health" and method == "HEAD"):
-            raise RequestError(405, "method", f"{route} takes {allowed}, not {method}")
-        if route == "/health":
-            return _json(200, self._health())
-        if route == "/metrics":
-            body, content_type = self.metrics.exposition()
-            return Response(200, body, content_type)
-        if self.auth is not None and not self.auth.allows(_header(headers, "Authorization")):
+    def check_auth(self, authorization: str | None) -> None:
+        if self.auth is not None and not self.auth.allows(authorization):
             raise RequestError(401, "Authorization", "basic auth credentials required")
-        payload = _json_object(body)
-        if route == "/setup":
-            return _json(200, self._setup(payload))
-        if route == "/webhook":
-            action = payload.get("action")
-            self.metrics.webhook_events.labels(action if isinstance(action, str) else "").inc()
-            return _json(200, {"status": "ignored"})
-        return _json(200, self._predict(payload))
 
-    def _health(self) -> dict[str, Any]:
-        return {
-            "status": "UP",
-            "model_version": self.scorer.model_version,
-            "model_class": "labelloop-prelabel",
-        }
+    def health(self) -> HealthResponse:
+        return HealthResponse(model_version=self.scorer.model_version)
 
-    def _setup(self, payload: dict[str, Any]) -> dict[str, Any]:
-        _check_fields(payload, SETUP_FIELDS)
-        config = payload.get("schema")
-        if config is not None:
-            schema = self._schema(config, "schema")
-            project = payload.get("project")
-            if isinstance(project, str | int):
-                self._project_schemas[str(project)] = schema
-        return {"model_version": self.scorer.model_version}
+    def versions(self) -> VersionsResponse:
+        return VersionsResponse(versions=[self.scorer.model_version])
 
-    def _predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        _check_fields(payload, PREDICT_FIELDS)
-        tasks = payload.get("tasks")
-        if not isinstance(tasks, list):
-            raise RequestError(400, "tasks", "required: a list of Label Studio tasks")
+    def setup(self, body: bytes) -> SetupResponse:
+        request = parse(SetupRequest, body)
+        if request.label_schema is not None:
+            schema = self._schema(request.label_schema, "schema")
+            if request.project is not None:
+                self._project_schemas[str(request.project)] = schema
+        return SetupResponse(model_version=self.scorer.model_version)
+
+    def webhook(self, body: bytes) -> WebhookResponse:
+        event = parse(WebhookEvent, body)
+        self.metrics.webhook_events.labels(event.action or "").inc()
+        return WebhookResponse()
+
+    async def predict(self, body: bytes) -> PredictResponse:
+        request = parse(PredictRequest, body)
+        tasks = request.tasks
         if len(tasks) > self.limits.max_tasks:
             raise RequestError(
                 413,
                 "tasks",
                 f"{len(tasks)} tasks in one request; at most {self.limits.max_tasks} (--max-batch)",
             )
-        schema = self._request_schema(payload)
+        schema = self._request_schema(request)
+        lengths = []
         for i, task in enumerate(tasks):
             try:
-                task_text(task, schema, f"tasks[{i}]")
+                lengths.append(len(task_text(task, schema, f"tasks[{i}]")))
             except TaskError as err:
                 raise RequestError(422, err.field, err.message) from None
-        results = self._batcher.run([TaskInput(t, schema) for t in tasks], PREDICT_TIMEOUT_S)
-        return {"results": results}
+        # The tasks of one request go to the model shortest first, so each forward pass pads
+        # its texts to a similar length (a few thousand tasks of "Retrieve predictions" would
+        # otherwise pad most texts to the longest of each random group); answers keep the
+        # request's order.
+        order = sorted(range(len(tasks)), key=lengths.__getitem__)
+        answers = await self._batcher.run([TaskInput(tasks[i], schema) for i in order])
+        results: list[dict[str, Any]] = [{}] * len(tasks)
+        for i, answer in zip(order, answers, strict=True):
+            results[i] = answer
+        return PredictResponse(results=results, model_version=self.scorer.model_version)
 
-    def _request_schema(self, payload: dict[str, Any]) -> LabelSchema:
-        config = payload.get("label_config")
-        if config is not None:
-            return self._schema(config, "label_config")
-        known = self._project_schemas.get(str(payload.get("project")))
+    def _request_schema(self, request: PredictRequest) -> LabelSchema:
+        if request.label_config is not None:
+            return self._schema(request.label_config, "label_config")
+        known = self._project_schemas.get(str(request.project))
         if known is not None:
             return known
         if self._default_schema is not None:
@@ -219,45 +246,44 @@ class PrelabelApp:
             422, "label_config", "required: no /setup for this project and no --label-config"
         )
 
-    def _schema(self, config: Any, name: str) -> LabelSchema:
-        if not isinstance(config, str):
-            raise RequestError(400, name, "must be the label config XML, as a string")
+    def _schema(self, config: str, name: str) -> LabelSchema:
         try:
-            schema = _parse(config)
+            schema = _parse_config(config)
             self.scorer.check(schema)
         except (LabelConfigError, ValueError) as err:
             raise RequestError(422, name, str(err)) from None
         return schema
 
 
+def parse(model: type[Model], body: bytes) -> Model:
+    """The request body as `model`, or a 400 naming the first offending field."""
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        kind, location = first["type"], first["loc"]
+        if kind == "json_invalid":
+            raise RequestError(400, "body", f"not valid JSON: {first['msg']}") from None
+        if not location:
+            raise RequestError(400, "body", "must be a JSON object") from None
+        where = field_path(location)
+        if kind == "extra_forbidden":
+            allowed = sorted(f.alias or name for name, f in model.model_fields.items())
+            message = f"unknown field; allowed: {allowed}"
+        else:
+            message = first["msg"]
+        raise RequestError(400, where, message) from None
+
+
+def field_path(location: tuple[int | str, ...]) -> str:
+    """`("tasks", 0, "data")` → `tasks[0].data`."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
 @lru_cache(maxsize=64)
-def _parse(config: str) -> LabelSchema:
+def _parse_config(config: str) -> LabelSchema:
     """Every predict call carries its project's config; parse each distinct one once."""
     return parse_label_config(config)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RequestError(400, "body", f"not valid JSON: {err}") from None
-    if not isinstance(payload, dict):
-        raise RequestError(400, "body", f"must be a JSON object, not {type(payload).__name__}")
-    return payload
-
-
-def _check_fields(payload: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
-        raise RequestError(
-            400, unknown[0], f"unknown field(s) {unknown}; allowed: {sorted(allowed)}"
-        )
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
-def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(payload).encode(), headers=dict(headers or {}))

@@ -1,23 +1,27 @@
-"""Dynamic batching: many small requests, few forward passes.
+"""Dynamic batching inside the event loop: many small requests, few forward passes.
 
 Label Studio asks for predictions one task at a time whenever an annotator opens a task
 without one, and many annotators do so at once; a forward pass over one short text leaves
-most of the hardware idle, while one over 32 costs little more. So request threads put their
-tasks on a queue and wait on futures, and a single worker thread takes what has arrived —
+most of the hardware idle, while one over 32 costs little more. So request handlers put
+their tasks on a queue and await futures, and one batching task takes what has arrived —
 waiting at most `max_wait_s` after the first item for more, up to `max_batch` items — and
-runs them as one batch. An idle server answers a lone request after `max_wait_s` at worst;
-a loaded one fills its batches without waiting at all. One worker also means the model is
-never run from two threads at once.
+runs them as one batch in a single worker thread. The event loop never runs the model, so
+it keeps accepting connections and parsing requests while a batch computes, and the next
+batch fills meanwhile: a loaded server starts each batch full without waiting at all. One
+worker thread also means the model is never run from two threads at once.
+
+Items of a request that went away (its client disconnected, so its future was cancelled)
+are dropped before they reach the model.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 In = TypeVar("In")
@@ -33,7 +37,8 @@ class BatcherClosed(RuntimeError):
 class DynamicBatcher(Generic[In, Out]):
     """Runs submitted items through `run` in batches of up to `max_batch` items.
 
-    `on_batch(size, seconds)` is told about every batch run (for metrics).
+    Used from one event loop; the batching task starts with the first `run`. `on_batch(size,
+    seconds)` is told about every batch run (for metrics).
     """
 
     def __init__(
@@ -50,78 +55,89 @@ class DynamicBatcher(Generic[In, Out]):
         self._max_batch = max_batch
         self._max_wait_s = max(0.0, max_wait_s)
         self._on_batch = on_batch
-        self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | None] = queue.SimpleQueue()
-        self._closed = threading.Event()
-        self._worker = threading.Thread(target=self._loop, name="prelabel-batcher", daemon=True)
-        self._worker.start()
+        self._pending: collections.deque[tuple[In, asyncio.Future[Out]]] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prelabel-model")
+        self._closed = False
 
-    def submit(self, items: Sequence[In]) -> list[Future[Out]]:
-        """Queue `items`; each future resolves to its item's output (or its batch's error)."""
-        if self._closed.is_set():
+    async def run(self, items: Sequence[In]) -> list[Out]:
+        """Queue `items` and wait for all of their outputs, in order."""
+        if self._closed:
             raise BatcherClosed("the batcher is closed")
-        futures: list[Future[Out]] = []
-        for item in items:
-            future: Future[Out] = Future()
-            self._queue.put((item, future))
-            futures.append(future)
-        return futures
+        loop = asyncio.get_running_loop()
+        if self._worker is None:
+            self._worker = loop.create_task(self._loop(), name="prelabel-batcher")
+        futures: list[asyncio.Future[Out]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures, strict=True))
+        self._arrived.set()
+        return list(await asyncio.gather(*futures))
 
-    def run(self, items: Sequence[In], timeout: float | None = None) -> list[Out]:
-        """Submit `items` and wait for all of their outputs."""
-        return [f.result(timeout) for f in self.submit(items)]
+    async def close(self) -> None:
+        """Stop batching once the batch running now (if any) is done; items still queued
+        fail with `BatcherClosed`."""
+        self._closed = True
+        self._arrived.set()
+        if self._worker is not None:
+            await self._worker
+        while self._pending:
+            _, future = self._pending.popleft()
+            if not future.done():
+                future.set_exception(BatcherClosed("the batcher was closed"))
+        self._executor.shutdown(wait=True)
 
-    def close(self) -> None:
-        """Stop the worker; items still queued fail with `BatcherClosed`."""
-        self._closed.set()
-        self._queue.put(None)
-        self._worker.join()
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                entry = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if entry is not None:
-                entry[1].set_exception(BatcherClosed("the batcher was closed"))
-
-    def _loop(self) -> None:
-        while not self._closed.is_set():
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = time.monotonic() + self._max_wait_s
-            stop = False
-            while len(batch) < self._max_batch:
-                remaining = deadline - time.monotonic()
+            await self._arrived.wait()
+            deadline = loop.time() + self._max_wait_s
+            while len(self._pending) < self._max_batch and not self._closed:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
                 try:
-                    entry = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
-                except queue.Empty:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
                     break
-                if entry is None:
-                    stop = True
-                    break
-                batch.append(entry)
-            self._execute(batch)
-            if stop:
+            if self._closed:
                 return
+            batch = self._take()
+            if not self._pending:
+                self._arrived.clear()
+            if batch:
+                await self._execute(batch)
 
-    def _execute(self, batch: list[tuple[In, Future[Out]]]) -> None:
+    def _take(self) -> list[tuple[In, asyncio.Future[Out]]]:
+        batch: list[tuple[In, asyncio.Future[Out]]] = []
+        while self._pending and len(batch) < self._max_batch:
+            entry = self._pending.popleft()
+            if not entry[1].done():
+                batch.append(entry)
+        return batch
+
+    async def _execute(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
         items = [item for item, _ in batch]
         began = time.perf_counter()
         try:
-            outputs = self._run(items)
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, items
+            )
             if len(outputs) != len(items):
                 raise RuntimeError(f"batch of {len(items)} gave {len(outputs)} outputs")
+        except asyncio.CancelledError:  # closed mid-batch: its requests must not hang
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(BatcherClosed("the batcher was closed"))
+            raise
         except Exception as err:  # every waiting request must hear of it, not hang
             log.exception("a batch of %d failed", len(items))
             for _, future in batch:
-                future.set_exception(err)
+                if not future.done():
+                    future.set_exception(err)
             return
         if self._on_batch is not None:
             self._on_batch(len(items), time.perf_counter() - began)
         for (_, future), output in zip(batch, outputs, strict=True):
-            future.set_result(output)
+            if not future.done():
+                future.set_result(output)

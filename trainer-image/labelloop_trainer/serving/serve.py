@@ -4,9 +4,12 @@
 PrelabelService runs, readiness on `GET /health`); `serve --zero-shot --base-model DIR`
 serves round 0's zero-shot prelabeler from the base encoder. The protocol is in
 `app.py`, the HTTP plumbing in `server.py`, the model chain in `chain.py`, the batching in
-`request_batcher.py` and the Prometheus metrics in `telemetry.py`; this module is only the
-command line and imports them when the command runs, so `train` does not pay for LangChain
-and the server.
+`request_batcher.py`, the CPU fast path in `fast_path.py` and the Prometheus metrics in
+`telemetry.py`; this module is only the command line and imports them when the command runs,
+so `train` does not pay for LangChain and the server.
+
+SIGTERM and SIGINT stop it gracefully: no new connections, the requests in flight answered,
+then exit 0.
 
 Once listening, one line goes to stdout, `listening on http://HOST:PORT`, so a caller that
 asked for port 0 learns the port. Basic auth credentials are best given by environment
@@ -20,7 +23,6 @@ import json
 import logging
 import os
 import signal
-import threading
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -58,7 +60,7 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--model-version", help="override the served version's name")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=9090, help="0 picks a free port")
-    serve.add_argument("--max-batch", type=int, help="tasks per request (default 1000)")
+    serve.add_argument("--max-batch", type=int, help="tasks per request (default 10000)")
     serve.add_argument("--batch-size", type=int, help="tasks per forward pass (default 32)")
     serve.add_argument(
         "--batch-wait-ms",
@@ -66,6 +68,13 @@ def add_parser(commands: Any) -> None:
         help="how long a batch waits for more tasks after its first (default 5)",
     )
     serve.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    serve.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        default="auto",
+        help="the forward pass: auto is ONNX Runtime with int8 weights on a CPU, PyTorch on a "
+        "GPU; without onnxruntime it falls back to PyTorch",
+    )
     serve.add_argument(
         "--threads",
         type=int,
@@ -94,6 +103,7 @@ def load_scorer(args: argparse.Namespace) -> Scorer:
             temperature=args.zero_shot_temperature or DEFAULT_TEMPERATURE,
             device=args.device,
             model_version=args.model_version,
+            runtime=args.runtime,
         )
     if args.label_descriptions is not None or args.zero_shot_temperature is not None:
         raise BadInputError(
@@ -102,7 +112,7 @@ def load_scorer(args: argparse.Namespace) -> Scorer:
     from labelloop_trainer.serving.version_scorer import VersionScorer
 
     return VersionScorer.from_directory(
-        args.model, args.base_model, args.device, args.model_version
+        args.model, args.base_model, args.device, args.model_version, args.runtime
     )
 
 
@@ -140,13 +150,11 @@ def run(args: argparse.Namespace) -> int:
     server = build_server(
         scorer, args.host, args.port, limits=limits, auth=auth, default_schema=schema
     )
-
-    def stop(signum: int, _: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # uvicorn catches SIGTERM and SIGINT while it serves, stops gracefully, then raises the
+    # signal again for the handler found before it: this one, so that the stop it asked for
+    # ends in exit 0, not in death by the signal's default action.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
     log.info(
         "serving %s (%s) on %s; %d tasks per forward pass, basic auth %s",
         scorer.model_version,
@@ -161,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _stopped(signum: int, _: FrameType | None) -> None:
+    log.info("signal %d: stopped", signum)
 
 
 def _descriptions(path: Path | None) -> dict[str, str] | None:

@@ -1,114 +1,206 @@
-"""The HTTP plumbing of the prelabel server: a request in, `PrelabelApp.handle`, an answer out.
+"""The HTTP side of the prelabel server: Starlette routes on uvicorn.
 
-The standard library's threading server: a thread per connection is plenty, since every
-request thread only parses JSON and then waits for the one batching worker, which is where
-the time goes; and it adds no dependency to the trainer image. HTTP/1.1 keeps Label
-Studio's connections open between calls. A body is read only when its `Content-Length` is
-given and within `MAX_BODY_BYTES`; otherwise the answer is a 4xx and the connection closes.
+uvicorn's event loop holds every connection (kept alive between Label Studio's calls), with
+a listen backlog of `BACKLOG` so a burst of annotators opening tasks queues in the kernel
+instead of being reset; the model runs in the batcher's one worker thread
+(`request_batcher.py`), never in the loop. On SIGTERM uvicorn stops accepting, lets the
+requests in flight finish (up to `GRACEFUL_S`), then the batcher closes.
+
+A body is read only up to `MAX_BODY_BYTES`: a larger declared `Content-Length` is refused
+unread, a chunked body once it passes the limit. Every refusal is JSON `{error, field}`,
+404 and 405 included, and is counted in `/metrics` like any answer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import socket
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import uvicorn
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from labelloop.api.labelconfig import LabelSchema
-from labelloop_trainer.serving.app import BasicAuth, Limits, PrelabelApp, Response
+from labelloop_trainer.serving.app import (
+    BasicAuth,
+    ErrorResponse,
+    Limits,
+    PrelabelApp,
+    RequestError,
+)
 from labelloop_trainer.serving.chain import Scorer
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
-"""Far above 1000 tasks of ordinary text; a larger body is refused unread."""
+"""Far above 10,000 Label Studio tasks of ordinary text; a larger body is refused."""
+BACKLOG = 2048
+"""Connections the kernel queues before the server accepts them (the standard library's
+server had 5, and reset the rest)."""
+KEEP_ALIVE_S = 75
+"""Longer than HTTP clients' idle pools keep a connection, so the server never closes one
+a client is about to reuse."""
+GRACEFUL_S = 25
+"""Under Kubernetes' default 30 s termination grace period."""
+JSON = "application/json"
+PATHS = ("/health", "/versions", "/setup", "/predict", "/webhook", "/metrics")
 
 log = logging.getLogger("labelloop_trainer.serving.serve")
 
+Handler = Callable[[Request], Awaitable[Response]]
 
-class PrelabelHandler(BaseHTTPRequestHandler):
-    """Reads a request, hands it to the app, writes the answer."""
 
-    protocol_version = "HTTP/1.1"
-    server_version = "labelloop-prelabel"
-    # An answer goes out as two writes (headers, then body). With Nagle's algorithm on, the
-    # body waits for the client to acknowledge the headers, and clients delay that ack by up
-    # to 40 ms: on a kept-alive connection that caps every client at about 25 answers per
-    # second, whatever the model costs.
-    disable_nagle_algorithm = True
-    server: PrelabelServer
+def asgi_app(app: PrelabelApp) -> Starlette:
+    """The routes of `app`, each timed and counted under its path."""
 
-    def do_GET(self) -> None:
-        self._answer(b"")
+    async def health(_: Request) -> Response:
+        return _model(app.health())
 
-    def do_HEAD(self) -> None:
-        self._answer(b"")
+    async def versions(_: Request) -> Response:
+        return _model(app.versions())
 
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding") or length is None:
-            self._error(411, "Content-Length", "required (chunked bodies are not accepted)")
-            return
+    async def metrics(_: Request) -> Response:
+        body, content_type = app.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    async def setup(request: Request) -> Response:
+        app.check_auth(request.headers.get("authorization"))
+        return _model(app.setup(await read_body(request)))
+
+    async def predict(request: Request) -> Response:
+        app.check_auth(request.headers.get("authorization"))
+        return _model(await app.predict(await read_body(request)))
+
+    async def webhook(request: Request) -> Response:
+        app.check_auth(request.headers.get("authorization"))
+        return _model(app.webhook(await read_body(request)))
+
+    def timed(path: str, handler: Handler) -> Handler:
+        async def answer(request: Request) -> Response:
+            began = time.perf_counter()
+            try:
+                response = await handler(request)
+            except RequestError as err:
+                log.info("%s %s refused (%d): %s", request.method, path, err.status, err)
+                response = error_response(err)
+            except Exception:
+                log.exception("%s %s failed", request.method, path)
+                response = Response(
+                    _model_json(ErrorResponse(error="internal error; see the log", field="")),
+                    status_code=500,
+                    media_type=JSON,
+                )
+            app.metrics.requests.labels(path, str(response.status_code)).inc()
+            app.metrics.latency.labels(path).observe(time.perf_counter() - began)
+            return response
+
+        return answer
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        """Starlette's own 404 and 405, in the same shape as every other refusal."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            err = RequestError(405, "method", f"{request.url.path} does not take {request.method}")
+        else:
+            err = RequestError(exc.status_code, "path", f"no endpoint; the endpoints: {PATHS}")
+        app.metrics.requests.labels("other", str(err.status)).inc()
+        return error_response(err)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await app.close()
+
+    routes = [
+        Route("/health", timed("/health", health), methods=["GET", "HEAD"]),
+        Route("/versions", timed("/versions", versions), methods=["GET"]),
+        Route("/metrics", timed("/metrics", metrics), methods=["GET"]),
+        Route("/setup", timed("/setup", setup), methods=["POST"]),
+        Route("/predict", timed("/predict", predict), methods=["POST"]),
+        Route("/webhook", timed("/webhook", webhook), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: refused}, lifespan=lifespan)
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, up to `MAX_BODY_BYTES`; 413 beyond (a declared length is refused unread)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
         try:
-            size = int(length)
+            size = int(declared)
         except ValueError:
-            self._error(400, "Content-Length", f"not a number: {length!r}")
-            return
-        if size < 0 or size > MAX_BODY_BYTES:
-            self._error(413, "body", f"{size} bytes; at most {MAX_BODY_BYTES}")
-            return
-        self._answer(self.rfile.read(size))
-
-    def do_PUT(self) -> None:
-        self._answer(b"")
-
-    def do_DELETE(self) -> None:
-        self._answer(b"")
-
-    def _answer(self, body: bytes) -> None:
-        response = self.server.app.handle(self.command, self.path, dict(self.headers), body)
-        self._send(response)
-
-    def _error(self, status: int, field: str, message: str) -> None:
-        # The body was not read, so the connection cannot carry another request.
-        self.close_connection = True
-        payload = json.dumps({"error": message, "field": field}).encode()
-        self._send(Response(status, payload, headers={"Connection": "close"}))
-
-    def _send(self, response: Response) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Access log at debug level: method, path and status only, never a body."""
-        log.debug("%s %s", self.address_string(), format % args)
+            raise RequestError(400, "Content-Length", f"not a number: {declared!r}") from None
+        if size > MAX_BODY_BYTES:
+            raise RequestError(413, "body", f"{size} bytes; at most {MAX_BODY_BYTES}")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_BODY_BYTES:
+            raise RequestError(413, "body", f"more than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
-class PrelabelServer(ThreadingHTTPServer):
-    """The HTTP server of one `PrelabelApp`."""
+def error_response(err: RequestError) -> Response:
+    headers = {"WWW-Authenticate": 'Basic realm="labelloop"'} if err.status == 401 else None
+    body = _model_json(ErrorResponse(error=err.message, field=err.field))
+    return Response(body, status_code=err.status, media_type=JSON, headers=headers)
 
-    daemon_threads = True
-    allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: PrelabelApp) -> None:
+def _model(model: BaseModel) -> Response:
+    return Response(_model_json(model), media_type=JSON)
+
+
+def _model_json(model: BaseModel) -> bytes:
+    return model.model_dump_json(by_alias=True).encode()
+
+
+class PrelabelServer:
+    """One `PrelabelApp` on uvicorn, its socket bound at construction (so port 0 is known)."""
+
+    def __init__(self, app: PrelabelApp, host: str, port: int) -> None:
         self.app = app
-        super().__init__(address, PrelabelHandler)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        config = uvicorn.Config(
+            asgi_app(app),
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            backlog=BACKLOG,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            timeout_graceful_shutdown=GRACEFUL_S,
+            server_header=False,
+        )
+        self._uvicorn = uvicorn.Server(config)
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self.socket.getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def started(self) -> bool:
+        """Whether it serves: the socket accepts earlier, but the app must have started too."""
+        return self._uvicorn.started
+
+    def serve_forever(self) -> None:
+        """Serve until `shutdown()` or, in the main thread, SIGTERM or SIGINT."""
+        self._uvicorn.run(sockets=[self.socket])
+
+    def shutdown(self) -> None:
+        """Ask the server to stop gracefully (from any thread)."""
+        self._uvicorn.should_exit = True
 
     def server_close(self) -> None:
-        super().server_close()
-        self.app.close()
+        self.socket.close()
 
 
 def build_server(
@@ -122,11 +214,7 @@ def build_server(
 ) -> PrelabelServer:
     """A bound server (not yet serving); `serve_forever()` it, e.g. in a thread."""
     app = PrelabelApp(scorer, limits=limits, auth=auth, default_schema=default_schema)
-    try:
-        return PrelabelServer((host, port), app)
-    except OSError:
-        app.close()
-        raise
+    return PrelabelServer(app, host, port)
 
 
 @contextlib.contextmanager
@@ -135,8 +223,12 @@ def serving(server: PrelabelServer) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, name="prelabel-http", daemon=True)
     thread.start()
     try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the prelabel server stopped while starting; see its log")
+            time.sleep(0.01)
         yield server.url
     finally:
         server.shutdown()
-        server.server_close()
         thread.join()
+        server.server_close()

@@ -3,7 +3,8 @@
 The version is loaded with the trainer's own `load_version` (adapter merged into the base,
 eval mode), so the server predicts with exactly the model the gate judged. A batch is
 tokenised in one call, padded to its longest member, and run in one forward pass under
-`torch.inference_mode`.
+`torch.inference_mode`, or on ONNX Runtime where `runtime` asks for the CPU fast path
+(`fast_path.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import torch
 
 from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.serving.chain import ClassScores, Scores, SpanScores, TextInput
+from labelloop_trainer.serving.fast_path import choose_forward
 from labelloop_trainer.training.output import LoadedVersion, load_version
 
 
 class VersionScorer:
     """Scores texts with one immutable model version."""
 
-    def __init__(self, loaded: LoadedVersion, model_version: str) -> None:
+    def __init__(self, loaded: LoadedVersion, model_version: str, runtime: str = "torch") -> None:
         self._loaded = loaded
         self._version = model_version
         label_map = loaded.label_map
@@ -30,6 +32,9 @@ class VersionScorer:
         self._outputs: tuple[str, ...] = tuple(label_map["outputNames"])
         self._max_length = int(label_map.get("maxSequenceLength", 512))
         self._device = next(loaded.model.parameters()).device
+        self._forward, self.runtime = choose_forward(
+            loaded.model, "logits", self._tokenize, runtime, self._device
+        )
 
     @classmethod
     def from_directory(
@@ -38,10 +43,11 @@ class VersionScorer:
         base_model_dir: Path | None = None,
         device: str | None = None,
         model_version: str | None = None,
+        runtime: str = "torch",
     ) -> VersionScorer:
         """Load `version_dir`; its name is the model version unless one is given."""
         loaded = load_version(version_dir, base_model_dir, device)
-        return cls(loaded, model_version or version_dir.resolve().name)
+        return cls(loaded, model_version or version_dir.resolve().name, runtime)
 
     @property
     def model_version(self) -> str:
@@ -66,18 +72,9 @@ class VersionScorer:
     def score(self, items: Sequence[TextInput]) -> list[Scores]:
         texts = [item.text for item in items]
         ner = self._task_type is TaskType.NER
-        encoded = self._loaded.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self._max_length,
-            padding=True,
-            return_tensors="pt",
-            return_offsets_mapping=ner,
-        )
+        encoded = self._tokenize(texts, offsets=ner)
         offsets = encoded.pop("offset_mapping") if ner else None
-        inputs = {k: v.to(self._device) for k, v in encoded.items()}
-        with torch.inference_mode():
-            logits = self._loaded.model(**inputs).logits.float()
+        logits = self._forward(encoded)
         if self._task_type is TaskType.SINGLE_LABEL:
             rows = logits.softmax(-1).tolist()
             return [ClassScores(dict(zip(self._labels, r, strict=True))) for r in rows]
@@ -88,6 +85,17 @@ class VersionScorer:
         top, tags = logits.softmax(-1).max(-1)
         mask = encoded["attention_mask"].bool()
         return [self._spans(tags[i], top[i], offsets[i], mask[i]) for i in range(len(texts))]
+
+    def _tokenize(self, texts: Sequence[str], offsets: bool = False) -> dict[str, torch.Tensor]:
+        encoded = self._loaded.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self._max_length,
+            padding=True,
+            return_tensors="pt",
+            return_offsets_mapping=offsets,
+        )
+        return {k: v if k == "offset_mapping" else v.to(self._device) for k, v in encoded.items()}
 
     def _spans(
         self, tags: torch.Tensor, top: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor

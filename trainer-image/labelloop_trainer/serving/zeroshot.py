@@ -25,6 +25,7 @@ from transformers import AutoModel, PreTrainedModel
 from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.serving.chain import ClassScores, Scores, TextInput
+from labelloop_trainer.serving.fast_path import choose_forward
 from labelloop_trainer.training.modeling import load_tokenizer
 
 DEFAULT_TEMPERATURE = 0.05
@@ -57,6 +58,7 @@ class ZeroShotScorer:
         temperature: float = DEFAULT_TEMPERATURE,
         device: str | None = None,
         model_version: str | None = None,
+        runtime: str = "torch",
     ) -> None:
         if temperature <= 0:
             raise BadInputError(f"--zero-shot-temperature: must be positive, got {temperature}")
@@ -71,7 +73,9 @@ class ZeroShotScorer:
         module: torch.nn.Module = model
         module.to(self._device)
         module.eval()
-        self._model = model
+        self._forward, self.runtime = choose_forward(
+            module, "last_hidden_state", self._tokenize, runtime, self._device
+        )
         self._descriptions = dict(descriptions or {})
         self._template = template
         self._temperature = temperature
@@ -110,15 +114,17 @@ class ZeroShotScorer:
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Mean-pooled, L2-normalised embeddings, one row per text."""
-        encoded = self._tokenizer(
-            list(texts), truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt"
-        )
-        inputs = {k: v.to(self._device) for k, v in encoded.items()}
-        with torch.inference_mode():
-            hidden = self._model(**inputs).last_hidden_state.float()
+        inputs = self._tokenize(texts)
+        hidden = self._forward(inputs)
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def _tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        encoded = self._tokenizer(
+            list(texts), truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt"
+        )
+        return {k: v.to(self._device) for k, v in encoded.items()}
 
     def _labels(self, labels: tuple[str, ...]) -> torch.Tensor:
         vectors = self._label_vectors.get(labels)

@@ -1,0 +1,174 @@
+"""The scorers' forward pass: PyTorch, or the CPU fast path on ONNX Runtime (int8 weights).
+
+On a CPU a small encoder's forward pass in PyTorch spends much of its time dispatching
+operators one by one; ONNX Runtime runs the same graph fused, and with int8 weights (dynamic
+quantisation of the linear layers) does a third of the arithmetic work again. The model is
+exported when the server starts (seconds for MiniLM), checked against PyTorch on texts of
+another batch size and length than the export's, and only then quantised; `bench_serve.py`
+measures the int8 model's macro-F1 against PyTorch's on DynaSent in the same run.
+
+`auto` takes `onnx-int8` on a CPU and PyTorch on a GPU. Whenever the fast path cannot be had
+(onnxruntime or onnx not installed, an export that fails or disagrees with PyTorch) the
+server logs why and serves with PyTorch: a slower server, never a missing one.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+AGREEMENT = 1e-3
+"""Largest difference allowed between the exported fp32 graph and PyTorch on the check."""
+CHECK_TEXTS = ("a short one", "and a second, somewhat longer text to check the export on")
+
+Forward = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
+
+
+class FastPathUnavailable(RuntimeError):
+    """The ONNX Runtime path cannot serve this model here; the reason is the message."""
+
+
+def torch_forward(model: torch.nn.Module, output: str) -> Forward:
+    """The model's `output` (`logits`, `last_hidden_state`) under `torch.inference_mode`."""
+
+    def forward(inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            result: torch.Tensor = getattr(model(**inputs), output)
+        return result.float()
+
+    return forward
+
+
+def choose_forward(
+    model: torch.nn.Module,
+    output: str,
+    tokenize: Callable[[Sequence[str]], Mapping[str, torch.Tensor]],
+    runtime: str,
+    device: torch.device,
+) -> tuple[Forward, str]:
+    """The forward pass `runtime` asks for, and the name of the runtime it got."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    plain = torch_forward(model, output)
+    if runtime == "torch" or (runtime == "auto" and device.type != "cpu"):
+        return plain, "torch"
+    chosen = "onnx-int8" if runtime == "auto" else runtime
+    try:
+        if device.type != "cpu":
+            raise FastPathUnavailable(f"it runs on the CPU, and the model is on {device}")
+        return onnx_forward(model, output, tokenize, quantize=chosen == "onnx-int8"), chosen
+    except FastPathUnavailable as err:
+        log.warning("%s fast path unavailable, serving with PyTorch: %s", chosen, err)
+        return plain, "torch"
+
+
+def onnx_forward(
+    model: torch.nn.Module,
+    output: str,
+    tokenize: Callable[[Sequence[str]], Mapping[str, torch.Tensor]],
+    *,
+    quantize: bool,
+) -> Forward:
+    """`model`'s `output` on ONNX Runtime (int8 weights when `quantize`), checked first."""
+    try:
+        import onnxruntime  # type: ignore[import-untyped]
+    except ImportError as err:
+        raise FastPathUnavailable(f"onnxruntime is not installed ({err})") from None
+    sample = dict(tokenize(CHECK_TEXTS[:1]))
+    names = list(sample)
+    with tempfile.TemporaryDirectory(prefix="labelloop-onnx-") as scratch:
+        path = Path(scratch) / "model.onnx"
+        _export(model, output, sample, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        forward = _session_forward(session, output)
+        check = dict(tokenize(CHECK_TEXTS))
+        gap = (forward(check) - torch_forward(model, output)(check)).abs().max().item()
+        if not gap <= AGREEMENT:
+            raise FastPathUnavailable(f"the exported model differs from PyTorch by {gap:.2g}")
+        if quantize:
+            quantized = Path(scratch) / "model-int8.onnx"
+            _quantize(path, quantized)
+            session = onnxruntime.InferenceSession(str(quantized), options, providers=providers)
+            forward = _session_forward(session, output)
+    log.info("serving with ONNX Runtime%s, inputs %s", " (int8 weights)" if quantize else "", names)
+    return forward
+
+
+def _export(
+    model: torch.nn.Module, output: str, sample: dict[str, torch.Tensor], path: Path
+) -> None:
+    names = list(sample)
+    with torch.inference_mode():
+        rank = getattr(model(**sample), output).dim()
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[output] = {0: "batch", 1: "sequence"} if rank == 3 else {0: "batch"}
+    try:
+        import onnx  # noqa: F401  (the exporter and the quantiser need it)
+
+        # The TorchScript exporter: the newer torch.export one needs onnxscript, and gains
+        # nothing for an encoder's static graph.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Outputs(model, names, output),
+                tuple(sample.values()),
+                str(path),
+                input_names=names,
+                output_names=[output],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+    except Exception as err:  # any exporter failure means: serve with PyTorch instead
+        raise FastPathUnavailable(f"the ONNX export failed: {err}") from err
+
+
+def _quantize(source: Path, target: Path) -> None:
+    try:
+        from onnxruntime.quantization import (  # type: ignore[import-untyped]
+            QuantType,
+            quantize_dynamic,
+        )
+
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    except Exception as err:  # as above: a failed quantisation leaves PyTorch serving
+        raise FastPathUnavailable(f"int8 quantisation failed: {err}") from err
+
+
+def _session_forward(session: Any, output: str) -> Forward:
+    wanted = [i.name for i in session.get_inputs()]
+
+    def forward(inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        feeds = {name: inputs[name].cpu().numpy() for name in wanted}
+        return torch.from_numpy(session.run([output], feeds)[0]).float()
+
+    return forward
+
+
+class _Outputs(torch.nn.Module):
+    """The model as positional tensors in → one output tensor out, as the exporter needs."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str], output: str) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+        self.output = output
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        result: torch.Tensor = getattr(
+            self.model(**dict(zip(self.names, tensors, strict=True))), self.output
+        )
+        return result
