@@ -7,6 +7,7 @@ controllers; `crds`, `run` and `demo` never do (a test holds this).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -46,6 +47,8 @@ def _operator(args: argparse.Namespace) -> int:
         metrics_listen=args.metrics_listen or None,
         workload_scheduling=args.workload_scheduling,
     )
+    if args.service_cidr:  # else OperatorConfig's default
+        config = dataclasses.replace(config, service_cidrs=tuple(args.service_cidr))
     run(
         config,
         namespaces=args.namespace,
@@ -53,6 +56,15 @@ def _operator(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     return 0
+
+
+def _network(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text, strict=True))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a network in CIDR form: {error}") from None
 
 
 def _pod_scheduling(text: str) -> Any:
@@ -254,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LABELLOOP_METRICS_LISTEN", ""),
         help="host:port of the Prometheus endpoint /metrics, e.g. 0.0.0.0:8000 "
         "(default $LABELLOOP_METRICS_LISTEN; empty serves none)",
+    )
+    operator.add_argument(
+        "--service-cidr",
+        action="append",
+        type=_network,
+        default=[],
+        metavar="CIDR",
+        help="the cluster's Service range (repeatable): the only private addresses a managed "
+        "Label Studio may call (default: kubeadm's 10.96.0.0/12)",
     )
     operator.add_argument(
         "--workload-scheduling",

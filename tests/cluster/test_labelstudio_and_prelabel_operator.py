@@ -65,7 +65,7 @@ def test_managed_label_studio_runs_scales_and_reports(
     assert deployment is not None
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
-    assert env["SSRF_PROTECTION_ENABLED"]["value"] == "false"
+    assert env["SSRF_PROTECTION_ENABLED"]["value"] == "true"
     assert env["LATEST_VERSION_CHECK"]["value"] == "false"
     assert env["LABEL_STUDIO_USER_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": "reviews-token",

@@ -295,16 +295,17 @@ def test_label_studio_children(
     assert deployment["spec"].get("replicas") == replicas
 
 
-def test_label_studio_env_makes_no_calls_out_and_accepts_in_cluster_backends() -> None:
+def test_label_studio_env_makes_no_calls_out_and_keeps_its_ssrf_protection() -> None:
     deployment = next(o for o in label_studio() if o["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    for name in (
-        "LATEST_VERSION_CHECK",
-        "COLLECT_ANALYTICS",
-        "SSRF_PROTECTION_ENABLED",
-        "ML_BLOCK_LOCAL_IP",
-    ):
+    for name in ("LATEST_VERSION_CHECK", "COLLECT_ANALYTICS"):
         assert env[name]["value"] == "false"
+    for name in ("SSRF_PROTECTION_ENABLED", "ML_BLOCK_LOCAL_IP"):
+        assert env[name]["value"] == "true"
+    # Label Studio's default ban list is replaced by the operator's, which cuts out only the
+    # Service range (see test_label_studio_ssrf.py).
+    assert env["USE_DEFAULT_BANNED_SUBNETS"]["value"] == "false"
+    assert "169.254.0.0/16" in env["USER_ADDITIONAL_BANNED_SUBNETS"]["value"].split(",")
     assert env["SENTRY_DSN"]["value"] == "" and env["FRONTEND_SENTRY_DSN"]["value"] == ""
     # No secret value is ever written into a manifest; only references.
     for name in ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN", "SECRET_KEY"):

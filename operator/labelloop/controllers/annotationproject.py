@@ -167,6 +167,7 @@ def _reconcile_managed_server(
         credentials=spec.credentials_secret_ref,
         admin_email=f"labelloop@{owner.name}.{owner.namespace}.local",
         scheduling=context.config.workload_scheduling,
+        service_cidrs=context.config.service_cidrs,
     )
     # Secrets are made once, with fresh random values, and never rewritten: every replica
     # and every client must keep seeing the same key and token.

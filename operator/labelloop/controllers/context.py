@@ -28,6 +28,9 @@ class OperatorConfig:
     """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
     webhook_url: str | None = None
     """Base URL at which Label Studio reaches the receiver; None registers no webhooks."""
+    service_cidrs: tuple[str, ...] = ("10.96.0.0/12",)
+    """The cluster's Service ranges (kubeadm's default): a managed Label Studio may call these
+    private addresses (prelabel services, the webhook receiver) and no others."""
     workload_scheduling: PodScheduling | None = None
     """Node selector and tolerations for the pods it creates that need no GPU (Label Studio,
     prelabel servers, CPU training), e.g. to keep them on nodes that run real containers."""

@@ -7,6 +7,8 @@ without `database`), a shared Django secret key and a volume they can all mount.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,49 @@ SECRET_KEY = "secret-key"
 ADMIN_PASSWORD = "admin-password"
 
 
+# Label Studio 1.23's own SSRF ban list (core/utils/io.py `validate_ip`): every reserved,
+# private, loopback and link-local range. A managed server bans all of it except the networks
+# the loop needs (the cluster's Service range), so webhooks and ML backends may reach in-cluster
+# Services and nothing else private: not pods directly, not nodes, not the cloud metadata
+# address (169.254.169.254), which stays banned whatever is allowed.
+LABEL_STUDIO_BANNED_SUBNETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "233.252.0.0/24",
+    "240.0.0.0/4", "255.255.255.255/32", "::/128", "::1/128", "::ffff:0:0/96",
+    "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32",
+    "2001:20::/28", "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+)  # fmt: skip
+# Never allowed, whatever the Service range: loopback and link-local (the metadata address).
+ALWAYS_BANNED = ("127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10")
+
+
+def banned_subnets(allowed: Iterable[str]) -> list[str]:
+    """Label Studio's ban list with the `allowed` networks cut out of it (but never loopback or
+    link-local), as USER_ADDITIONAL_BANNED_SUBNETS with the default list switched off."""
+    allowed_nets = [ipaddress.ip_network(a, strict=False) for a in allowed]
+    always = [ipaddress.ip_network(a) for a in ALWAYS_BANNED]
+    banned: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for subnet in map(ipaddress.ip_network, LABEL_STUDIO_BANNED_SUBNETS):
+        pieces = [subnet]
+        if subnet not in always:
+            for net in allowed_nets:
+                pieces = [rest for piece in pieces for rest in _without(piece, net)]
+        banned.extend(pieces)
+    return [str(n) for n in sorted(banned, key=lambda n: (n.version, n))]
+
+
+def _without(
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    allowed: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    if subnet.version != allowed.version or not subnet.overlaps(allowed):
+        return [subnet]
+    if subnet.subnet_of(allowed):  # type: ignore[arg-type]
+        return []
+    return list(subnet.address_exclude(allowed))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class LabelStudioInputs:
     owner: Owner
@@ -30,6 +75,8 @@ class LabelStudioInputs:
     admin_email: str
     scheduling: PodScheduling | None = None
     """The operator's placement of pods without GPUs (`--workload-scheduling`)."""
+    service_cidrs: tuple[str, ...] = ()
+    """The cluster's Service ranges: the only private addresses Label Studio may call."""
 
 
 def server_name(owner: Owner) -> str:
@@ -87,10 +134,15 @@ def _env(inputs: LabelStudioInputs) -> list[dict[str, Any]]:
         {"name": "COLLECT_ANALYTICS", "value": "false"},
         {"name": "SENTRY_DSN", "value": ""},
         {"name": "FRONTEND_SENTRY_DSN", "value": ""},
-        # The prelabel service and the operator's webhook receiver live at in-cluster (private)
-        # addresses, which Label Studio's SSRF protection refuses by default.
-        {"name": "SSRF_PROTECTION_ENABLED", "value": "false"},
-        {"name": "ML_BLOCK_LOCAL_IP", "value": "false"},
+        # SSRF protection stays on. The prelabel services and the operator's webhook receiver
+        # are Services, so the Service range is cut out of the ban list, and nothing else.
+        {"name": "SSRF_PROTECTION_ENABLED", "value": "true"},
+        {"name": "ML_BLOCK_LOCAL_IP", "value": "true"},
+        {"name": "USE_DEFAULT_BANNED_SUBNETS", "value": "false"},
+        {
+            "name": "USER_ADDITIONAL_BANNED_SUBNETS",
+            "value": ",".join(banned_subnets(inputs.service_cidrs)),
+        },
         # The admin user and its legacy API token (new organisations default to JWT tokens).
         {"name": "LABEL_STUDIO_USERNAME", "value": inputs.admin_email},
         _secret_env("LABEL_STUDIO_PASSWORD", internal, ADMIN_PASSWORD),
