@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -36,6 +37,7 @@ def run(
             metrics.serve(config.metrics_listen)
 
     assert controllers  # the import registers the handlers
+    release_on_delete(kopf.get_default_registry())
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN}
     kopf.configure(verbose=False, log_format=formats[log_format], log_prefix=False)
     # Timers reconcile every few seconds; a line per successful run would drown the rest.
@@ -47,3 +49,20 @@ def run(
         namespaces=namespaces,
         liveness_endpoint=liveness,
     )
+
+
+def release_on_delete(registry: kopf.OperatorRegistry) -> None:
+    """Let objects go without the operator: no finalizer for the periodic reconciles.
+
+    kopf puts a finalizer on every object a timer watches, so that it can stop the timer
+    before the object goes. Nothing of labelloop's runs at deletion (children go with their
+    owner through the garbage collector), and with such a finalizer an object, and so its
+    namespace, can never be deleted while the operator is away: `helm uninstall` and then
+    `kubectl delete namespace` would hang forever. kopf stops a timer when it sees its object
+    deleted anyway, and removes the finalizer from objects that still carry one.
+    """
+    spawning = registry._spawning
+    spawning._handlers = [
+        dataclasses.replace(handler, requires_finalizer=False)
+        for handler in spawning.get_all_handlers()
+    ]
