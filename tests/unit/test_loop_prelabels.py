@@ -207,6 +207,7 @@ def test_each_pending_task_is_asked_once_across_passes(server: _Server) -> None:
     first = one_pass(server, ls, tasks, cache)
     # The least certain first (scores 0.51, 0.52, …), two per pass.
     assert first.chosen == [1, 2] and [p["task"] for p in ls.imported] == [1, 2]
+    assert [p["score"] for p in ls.imported] == [0.51, 0.52]  # each task its own answer
     assert (first.pending, first.asked, first.predicted, first.remaining) == (5, 5, 2, 3)
     # Label Studio now holds their predictions; the others' answers were remembered.
     tasks = [task(1, "v2"), task(2, "v2"), task(3), task(4), task(5)]
