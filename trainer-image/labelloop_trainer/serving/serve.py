@@ -72,8 +72,8 @@ def add_parser(commands: Any) -> None:
         "--runtime",
         choices=("auto", "torch", "onnx", "onnx-int8"),
         default="auto",
-        help="the forward pass: auto is ONNX Runtime with int8 weights on a CPU, PyTorch on a "
-        "GPU; without onnxruntime it falls back to PyTorch",
+        help="the forward pass: auto is ONNX Runtime on a CPU (onnx-int8 adds int8 weights), "
+        "PyTorch on a GPU; where ONNX Runtime cannot serve the model, PyTorch",
     )
     serve.add_argument(
         "--threads",

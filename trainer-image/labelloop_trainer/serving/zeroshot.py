@@ -103,13 +103,19 @@ class ZeroShotScorer:
         return self._template.format(description=described, label=label)
 
     def score(self, items: Sequence[TextInput]) -> list[Scores]:
+        """One matrix product per label set in the batch (usually one), not one per text: in
+        the server every tensor operation lets the event loop's thread take the GIL, and
+        getting it back can cost the model thread a switch interval (5 ms) each time."""
         texts = self.embed([item.text for item in items])
-        results: list[Scores] = []
-        for row, item in zip(texts, items, strict=True):
-            labels = item.schema.labels
-            similarities = self._labels(labels) @ row
+        by_labels: dict[tuple[str, ...], list[int]] = {}
+        for i, item in enumerate(items):
+            by_labels.setdefault(item.schema.labels, []).append(i)
+        results: list[Scores] = [ClassScores({})] * len(items)
+        for labels, rows in by_labels.items():
+            similarities = texts[rows] @ self._labels(labels).T
             probabilities = (similarities / self._temperature).softmax(-1).tolist()
-            results.append(ClassScores(dict(zip(labels, probabilities, strict=True))))
+            for i, row in zip(rows, probabilities, strict=True):
+                results[i] = ClassScores(dict(zip(labels, row, strict=True)))
         return results
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
