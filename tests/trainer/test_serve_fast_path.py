@@ -1,0 +1,86 @@
+"""The CPU fast path (ONNX Runtime) against PyTorch, on a tiny version trained here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from labelloop.api.labelconfig import parse_label_config
+from labelloop_trainer.serving.chain import ClassScores, TextInput
+from labelloop_trainer.serving.fast_path import torch_forward
+from labelloop_trainer.serving.version_scorer import VersionScorer
+from labelloop_trainer.training.output import load_version
+from trainer.support import toy_sentences
+from trainer.test_serve import SENTIMENT, train_version
+
+pytestmark = pytest.mark.trainer
+
+
+@pytest.fixture(scope="module")
+def version_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    return train_version(
+        tmp_path_factory.mktemp("fast"), tiny_model, "single-label", toy_sentences(30), 3
+    )
+
+
+def items(count: int) -> list[TextInput]:
+    schema = parse_label_config(SENTIMENT)
+    return [TextInput(r["text"], schema) for r in toy_sentences(count, seed=5)]
+
+
+def probabilities(scorer: VersionScorer, batch: list[TextInput]) -> list[dict[str, float]]:
+    scores = scorer.score(batch)
+    assert all(isinstance(s, ClassScores) for s in scores)
+    return [dict(s.probabilities) for s in scores if isinstance(s, ClassScores)]
+
+
+def test_onnx_runtime_predicts_what_pytorch_predicts(version_dir: Path) -> None:
+    plain = VersionScorer.from_directory(version_dir, device="cpu", runtime="torch")
+    fast = VersionScorer.from_directory(version_dir, device="cpu", runtime="onnx")
+    auto = VersionScorer.from_directory(version_dir, device="cpu", runtime="auto")
+    assert (plain.runtime, fast.runtime, auto.runtime) == ("torch", "onnx", "onnx")
+    batch = items(8)
+    for want, got in zip(probabilities(plain, batch), probabilities(fast, batch), strict=True):
+        assert want.keys() == got.keys()
+        for label, p in want.items():
+            assert got[label] == pytest.approx(p, abs=1e-4)
+
+
+def test_int8_keeps_the_labels_of_a_confident_model(version_dir: Path) -> None:
+    plain = VersionScorer.from_directory(version_dir, device="cpu", runtime="torch")
+    int8 = VersionScorer.from_directory(version_dir, device="cpu", runtime="onnx-int8")
+    assert int8.runtime == "onnx-int8"
+    batch = items(10)
+    chosen = [max(p, key=p.__getitem__) for p in probabilities(plain, batch)]
+    assert [max(p, key=p.__getitem__) for p in probabilities(int8, batch)] == chosen
+
+
+def test_the_export_leaves_the_pytorch_model_as_it_was(version_dir: Path) -> None:
+    loaded = load_version(version_dir, None, "cpu")
+    forward = torch_forward(loaded.model, "logits")
+    inputs = dict(loaded.tokenizer(["great food", "awful rotten room here"], padding=True,
+                                   return_tensors="pt"))  # fmt: skip
+    before = forward(inputs)
+    assert VersionScorer(loaded, "v", runtime="onnx").runtime == "onnx"
+    assert torch.equal(forward(inputs), before)
+
+
+def test_without_onnxruntime_it_serves_with_pytorch(
+    version_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    caplog.set_level(logging.WARNING)
+    scorer = VersionScorer.from_directory(version_dir, device="cpu", runtime="auto")
+    assert scorer.runtime == "torch"
+    assert "onnxruntime is not installed" in caplog.text
+    batch = items(2)
+    assert len(scorer.score(batch)) == len(batch)
+
+
+def test_an_unknown_runtime_is_refused(version_dir: Path) -> None:
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        VersionScorer.from_directory(version_dir, device="cpu", runtime="tensorrt")
