@@ -158,7 +158,9 @@ class Server:
         self.port = int(port)
 
     def get(self, path: str) -> str:
-        status, body = asyncio.run(_one_request(self.host, self.port, "GET", path, b"", 60))
+        status, body = asyncio.run(
+            _one_request(self.host, self.port, "GET", path, body=b"", timeout=60)
+        )
         if status != 200:
             raise SystemExit(f"GET {path}: HTTP {status}")
         return body.decode()
@@ -204,13 +206,11 @@ class Connection:
 
 
 async def _one_request(
-    host: str, port: int, method: str, path: str, body: bytes, timeout: float
+    host: str, port: int, method: str, path: str, *, body: bytes, timeout: float
 ) -> tuple[int, bytes]:
     connection = await Connection.open(host, port)
     try:
-        status, payload, _ = await asyncio.wait_for(
-            connection.request(method, path, body), timeout
-        )
+        status, payload, _ = await asyncio.wait_for(connection.request(method, path, body), timeout)
     finally:
         connection.close()
     return status, payload
@@ -235,7 +235,7 @@ def read_answers(payload: bytes, expected: int) -> list[tuple[str, float]]:
 
 
 async def run_requests(
-    host: str, port: int, bodies: Sequence[bytes], sizes: Sequence[int], clients: int, timeout: float
+    server: Server, bodies: Sequence[bytes], sizes: Sequence[int], *, clients: int, timeout: float
 ) -> Outcome:
     """Send every body from `clients` concurrent connections; nothing is dropped unrecorded."""
     outcome = Outcome(answers=[None] * sum(sizes), latencies=[0.0] * len(bodies))
@@ -248,7 +248,9 @@ async def run_requests(
             began = time.perf_counter()
             try:
                 if connection is None:
-                    connection = await asyncio.wait_for(Connection.open(host, port), timeout)
+                    connection = await asyncio.wait_for(
+                        Connection.open(server.host, server.port), timeout
+                    )
                 status, payload, keep = await asyncio.wait_for(
                     connection.request("POST", "/predict", bodies[i]), timeout
                 )
@@ -309,6 +311,7 @@ def measure_side(
     name: str,
     model: list[str],
     batch_size: int,
+    *,
     args: argparse.Namespace,
     clients: Sequence[int],
     bulk_tasks: int,
@@ -319,7 +322,7 @@ def measure_side(
     server = Server(model, batch_size, args, args.runtime)
     try:
         warm = asyncio.run(
-            run_requests(server.host, server.port, single[:WARM_UP], [1] * WARM_UP, 8, 600)
+            run_requests(server, single[:WARM_UP], [1] * WARM_UP, clients=8, timeout=600)
         )
         if warm.failures:
             raise SystemExit(f"{name}: the warm-up failed: {warm.failures[0]}")
@@ -327,9 +330,7 @@ def measure_side(
         tasks_before = server.metric("labelloop_prelabel_batch_size_sum")
         for count in clients:
             outcome = asyncio.run(
-                run_requests(
-                    server.host, server.port, single, [1] * len(single), count, args.timeout
-                )
+                run_requests(server, single, [1] * len(single), clients=count, timeout=args.timeout)
             )
             side.loads[count] = summary(outcome, len(single))
             side.answers[f"clients_{count}"] = outcome.answers
@@ -340,7 +341,7 @@ def measure_side(
         if bulk_tasks:
             body = predict_body([task(i, t) for i, t in enumerate(texts(bulk_tasks))])
             outcome = asyncio.run(
-                run_requests(server.host, server.port, [body], [bulk_tasks], 1, args.timeout)
+                run_requests(server, [body], [bulk_tasks], clients=1, timeout=args.timeout)
             )
             side.bulk = summary(outcome, bulk_tasks)
             side.bulk["complete"] = not outcome.failures
@@ -359,7 +360,9 @@ def _line(result: dict[str, Any]) -> str:
     )
 
 
-def agreement(a: Sequence[tuple[str, float] | None], b: Sequence[tuple[str, float] | None]) -> float:
+def agreement(
+    a: Sequence[tuple[str, float] | None], b: Sequence[tuple[str, float] | None]
+) -> float:
     """The share of tasks both answered with the same label."""
     pairs = [(x, y) for x, y in zip(a, b, strict=False) if x is not None and y is not None]
     return round(sum(x[0] == y[0] for x, y in pairs) / max(len(pairs), 1), 6)
@@ -369,8 +372,10 @@ def compare_serving(
     model: list[str], args: argparse.Namespace, clients: Sequence[int], bulk_tasks: int
 ) -> dict[str, Any]:
     """Batched against one by one on the same model: both sides, ratios and failures."""
-    batched = measure_side("batched", model, args.batch_size, args, clients, bulk_tasks)
-    plain = measure_side("one by one", model, 1, args, clients, bulk_tasks)
+    batched = measure_side(
+        "batched", model, args.batch_size, args=args, clients=clients, bulk_tasks=bulk_tasks
+    )
+    plain = measure_side("one by one", model, 1, args=args, clients=clients, bulk_tasks=bulk_tasks)
     loads = []
     for count in clients:
         fast, slow = batched.loads[count], plain.loads[count]
@@ -414,8 +419,10 @@ def compare_serving(
     failures = [
         {"side": side.name, "load": load, **failure}
         for side in (batched, plain)
-        for load, result in [*((f"{c} clients", side.loads[c]) for c in clients),
-                             ("bulk", side.bulk)]  # fmt: skip
+        for load, result in [
+            *((f"{c} clients", side.loads[c]) for c in clients),
+            ("bulk", side.bulk),
+        ]
         for failure in result.get("failures", [])
     ]
     report["failed_requests"] = sum(
@@ -441,7 +448,7 @@ def fast_path_accuracy(model: list[str], args: argparse.Namespace) -> dict[str, 
         server = Server(model, args.batch_size, args, runtime)
         try:
             outcome = asyncio.run(
-                run_requests(server.host, server.port, [body], [len(rows)], 1, args.timeout)
+                run_requests(server, [body], [len(rows)], clients=1, timeout=args.timeout)
             )
         finally:
             server.stop()
