@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help demo install install-labelstudio tools images lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
+.PHONY: help demo install install-labelstudio tools lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -39,11 +39,8 @@ $(VENV_LS)/.installed:
 
 install-labelstudio: $(VENV_LS)/.installed ## install a local Label Studio server for tests and the demo
 
-tools: ## build the local cluster's binaries (control plane, kubelet, kube-proxy, CoreDNS, kwok, helm) and install its Debian packages (once)
+tools: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm (once)
 	@hack/build-cluster-tools.sh
-
-images: install tools ## build every image from its Dockerfile with buildah (cached by content) and load it into the local cluster's node
-	@hack/images.sh
 
 lint: install ## ruff, mypy (strict on labelloop) and the import contract (pyproject's [tool.importlinter])
 	@$(BIN)/ruff check operator trainer-image tests hack
@@ -58,18 +55,17 @@ format: install ## apply ruff's fixes and formatting
 crds: install ## regenerate crds/ (and the chart's copy) from the API models
 	@$(BIN)/labelloop crds --output crds --output charts/labelloop/crds
 
-cluster-up: install tools images ## start the local cluster (control plane, kwok GPU nodes, a real node, the chart and examples/local/); kubeconfig in .cluster/kubeconfig
+cluster-up: install tools ## start the local control plane; kubeconfig in .cluster/kubeconfig
 	@hack/cluster-up.sh
 
 cluster-down: ## stop the local control plane
 	@hack/cluster-down.sh
 
-# Every namespace but labelloop-local, whose operator runs in its pod on the real node.
-operator: cluster-up ## run the operator from the checkout against the local cluster (CRDs applied)
+operator: cluster-up ## run the operator locally against the local control plane (CRDs applied)
 	@kubectl --kubeconfig $(KUBECONFIG_LOCAL) apply --server-side -f crds/ >/dev/null
-	@KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/labelloop operator --log-format plain --namespace='!labelloop-local'
+	@KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/labelloop operator --log-format plain
 
-test: install install-labelstudio tools images ## the whole suite: unit, control plane, Label Studio, trainer, end to end on the real node
+test: install install-labelstudio tools ## the whole suite: unit, control plane, Label Studio, trainer
 	@$(BIN)/pytest
 
 test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)
@@ -86,8 +82,11 @@ bench-train: install ## trainer throughput and memory against a plain HF Trainer
 bench-serve: install ## prelabel server at 8/64/256 clients and a 5,000-task request, batched against one by one; fast path's macro-F1 (bench-reports/serve.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_serve.py
 
-bench-gpu: ## on a GPU machine: training MFU against a tuned HF Trainer, serving at 64/256 clients (bench-reports/gpu.json); installs gpu-wheels/ offline if needed
-	@$(PYTHON) trainer-image/benchmarks/bench_gpu.py
+# A GPU machine may have no .venv (torch, transformers and peft installed, the rest carried).
+BENCH_GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+
+bench-gpu: ## on a GPU: training MFU against a tuned HF Trainer, serving at 64/256 clients (bench-reports/gpu.json); without one a CPU smoke test
+	@$(BENCH_GPU_PYTHON) trainer-image/benchmarks/bench_gpu.py
 
 gpu-wheels: install ## download the wheels bench-gpu needs besides torch, transformers and peft into gpu-wheels/
 	@$(BIN)/python trainer-image/benchmarks/bench_gpu.py --download-wheels gpu-wheels
