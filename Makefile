@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help demo install install-labelstudio tools lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
+.PHONY: help demo install install-labelstudio tools images lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ $(VENV_LS)/.installed:
 
 install-labelstudio: $(VENV_LS)/.installed ## install a local Label Studio server for tests and the demo
 
-tools: ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm (once)
+tools: ## build the local cluster's binaries (control plane, kubelet, kube-proxy, CoreDNS, kwok, helm) and install its Debian packages (once)
 	@hack/build-cluster-tools.sh
+
+images: install tools ## build every image from its Dockerfile with buildah (cached by content) and load it into the local cluster's node
+	@hack/images.sh
 
 lint: install ## ruff, mypy (strict on labelloop) and the import contract (pyproject's [tool.importlinter])
 	@$(BIN)/ruff check operator trainer-image tests hack
@@ -55,17 +58,18 @@ format: install ## apply ruff's fixes and formatting
 crds: install ## regenerate crds/ (and the chart's copy) from the API models
 	@$(BIN)/labelloop crds --output crds --output charts/labelloop/crds
 
-cluster-up: install tools ## start the local control plane; kubeconfig in .cluster/kubeconfig
+cluster-up: install tools images ## start the local cluster (control plane, kwok GPU nodes, a real node, the chart and examples/local/); kubeconfig in .cluster/kubeconfig
 	@hack/cluster-up.sh
 
 cluster-down: ## stop the local control plane
 	@hack/cluster-down.sh
 
-operator: cluster-up ## run the operator locally against the local control plane (CRDs applied)
+# Every namespace but labelloop-local, whose operator runs in its pod on the real node.
+operator: cluster-up ## run the operator from the checkout against the local cluster (CRDs applied)
 	@kubectl --kubeconfig $(KUBECONFIG_LOCAL) apply --server-side -f crds/ >/dev/null
-	@KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/labelloop operator --log-format plain
+	@KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/labelloop operator --log-format plain --namespace='!labelloop-local'
 
-test: install install-labelstudio tools ## the whole suite: unit, control plane, Label Studio, trainer
+test: install install-labelstudio tools images ## the whole suite: unit, control plane, Label Studio, trainer, end to end on the real node
 	@$(BIN)/pytest
 
 test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)

@@ -13,6 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
 CONFIG="$STATE/kwokctl.yaml"
 STAGES="$ROOT/hack/kwok-stages.yaml"
 NODES="$ROOT/hack/nodes.yaml"
+VOLUMES_DIR="$STATE/volumes"
+VOLUME_COUNT=16
 LOG="$STATE/kwokctl.log"
 # Lives in the cluster's own directory, so it goes when kwokctl deletes the cluster.
 FINGERPRINT="$CLUSTER_DIR/labelloop-config.sha256"
@@ -144,11 +146,39 @@ fi
 say "applying fake nodes (hack/nodes.yaml)"
 kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$NODES" >/dev/null
 kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Ready -f "$NODES" --timeout=60s >/dev/null
-say "applying the local volume pool (hack/local-volumes.yaml)"
-kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$ROOT/hack/local-volumes.yaml" >/dev/null
+
+# A pool of volumes, since the cluster has no storage provisioner: a claim without a
+# storageClassName binds to one of these directories of the checkout, which the real node's
+# pods really read and write (kwok's pods never touch theirs). A volume whose claim was
+# deleted is wiped and offered again at the next start.
+say "local volume pool: $VOLUME_COUNT volumes in ${VOLUMES_DIR#"$ROOT/"}"
+for i in $(seq "$VOLUME_COUNT"); do
+  mkdir -p "$VOLUMES_DIR/pv-$i"
+  chmod 0777 "$VOLUMES_DIR/pv-$i" # pods run as their images' own non-root users
+  cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: local-pv-$i, labels: {labelloop.io/local-volume: "true"}}
+spec:
+  capacity: {storage: 1Ti}
+  accessModes: [ReadWriteOnce, ReadOnlyMany, ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: $VOLUMES_DIR/pv-$i}
+EOF
+done | kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f - >/dev/null
+kubectl --kubeconfig "$KUBECONFIG_OUT" get pv -l labelloop.io/local-volume=true \
+  -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}' \
+  | while read -r volume; do
+    find "$VOLUMES_DIR/pv-${volume#local-pv-}" -mindepth 1 -delete
+    kubectl --kubeconfig "$KUBECONFIG_OUT" patch pv "$volume" --type json \
+      -p '[{"op": "remove", "path": "/spec/claimRef"}]' >/dev/null
+  done
 
 if [[ "${LABELLOOP_REAL_NODE:-1}" != 0 ]]; then
   "$ROOT/hack/node-up.sh"
+  "$ROOT/hack/local-env.sh"
 fi
 
 server="$(kubectl --kubeconfig "$KUBECONFIG_OUT" config view -o jsonpath='{.clusters[0].cluster.server}')"

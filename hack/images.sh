@@ -19,8 +19,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
 
 IMAGES_DIR="$ROOT/.cache/images"
-export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
-BUILDAH=(buildah --root "$IMAGES_DIR/storage" --runroot "$RUN_DIR/buildah")
+# overlay keeps each layer as a diff (vfs would copy the whole tree per layer: gigabytes).
+export STORAGE_DRIVER=overlay BUILDAH_ISOLATION=chroot
+BUILDAH=(buildah --root "$IMAGES_DIR/overlay" --runroot "$RUN_DIR/buildah")
 TAG=local
 DEBIAN_BASE=localhost/labelloop/debian:bookworm
 PYTHON_BASE=localhost/labelloop/python:3.11-bookworm
@@ -31,7 +32,7 @@ UV_VERSION="$("$ROOT/.venv/bin/uv" --version 2>/dev/null | awk '{print $2}')"
 
 mkdir -p "$IMAGES_DIR/stamps" "$RUN_DIR"
 
-# RUN steps see this machine's certificate authorities (its package registries may sit behind
+# Python images' RUN steps see this machine's certificate authorities (its package registries may sit behind
 # a proxy with an authority of its own) and its uv cache, never anything else of it. pip and uv
 # are told to use the system's authorities by configuration files mounted for the build only,
 # so the images and Dockerfiles stay as they would be anywhere else.
@@ -104,7 +105,10 @@ build() {
     local args=(--layers -f "$dockerfile" -t "$image" --build-arg "UV_VERSION=$UV_VERSION")
     [[ -n "$base" ]] && args+=(--build-arg "BASE=$(base_image "$base")")
     mkdir -p "$UV_CACHE"
-    "${BUILDAH[@]}" bud -q "${args[@]}" "${BUILD_MOUNTS[@]}" "$context" \
+    # Images built on Debian's packages alone install ca-certificates, which must write the
+    # bundle: they get no mounts (apt needs none).
+    [[ "$base" == python ]] && args+=("${BUILD_MOUNTS[@]}")
+    "${BUILDAH[@]}" bud -q "${args[@]}" "$context" \
       >"$IMAGES_DIR/$name.log" 2>&1 || { tail -n 30 "$IMAGES_DIR/$name.log" >&2; exit 1; }
     echo "$key" >"$IMAGES_DIR/stamps/$name"
     rm -f "$IMAGES_DIR/$name.loaded"
@@ -154,6 +158,14 @@ python_base() {
   build python "$PYTHON_BASE" "$ROOT/hack/images/python/Dockerfile" "$ROOT/hack/images/python" debian
 }
 
+# containers/storage keeps its overlay home mounted after buildah exits; leave no mount behind.
+release_mounts() {
+  findmnt -rn -o TARGET | grep -E "^$IMAGES_DIR/" | sort -r | while read -r target; do
+    umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
+  done
+}
+trap release_mounts EXIT
+
 wanted=("$@")
 ((${#wanted[@]})) || wanted=(operator trainer label-studio postgres)
 for image in "${wanted[@]}"; do
@@ -167,8 +179,9 @@ for image in "${wanted[@]}"; do
       ;;
     trainer)
       python_base
+      # Of labelloop, the trainer uses only the API models (the import contract says so).
       build trainer "localhost/labelloop/trainer:$TAG" "$ROOT/trainer-image/Dockerfile" "$ROOT" python \
-        "$ROOT/pyproject.toml" "$ROOT/operator/labelloop" "$ROOT/trainer-image/labelloop_trainer"
+        "$ROOT/pyproject.toml" "$ROOT/operator/labelloop/api" "$ROOT/trainer-image/labelloop_trainer"
       load trainer "localhost/labelloop/trainer:$TAG"
       ;;
     label-studio)

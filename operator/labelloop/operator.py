@@ -13,6 +13,8 @@ from .controllers.context import OperatorConfig, OperatorContext
 from .controllers.kube import Kube, load_credentials
 
 PREFIX = "labelloop.io"
+# What makes a --namespace a pattern for kopf (globs, negations, lists).
+GLOB_CHARACTERS = set("*?!,")
 
 
 def run(
@@ -32,6 +34,11 @@ def run(
         # Many short sync handlers; kopf's default pool would queue them behind each other.
         settings.execution.max_workers = 16
         settings.watching.server_timeout = 60
+        # Named namespaces only (no globs): the chart then grants Roles in those namespaces and
+        # nothing cluster-wide, so kopf must not watch CRDs and namespaces to follow them.
+        settings.scanning.disabled = bool(namespaces) and not any(
+            set(n) & GLOB_CHARACTERS for n in namespaces
+        )
         memo["context"] = OperatorContext(kube=Kube(load_credentials()), config=config)
         if config.metrics_listen:
             metrics.serve(config.metrics_listen)

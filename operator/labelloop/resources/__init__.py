@@ -1,1 +1,1 @@
-"""Pure builders: a spec in, the Kubernetes manifests the operator wants to exist out (table-tested)."""
+"""Pure builders: a spec in, the manifests the operator wants to exist out (table-tested)."""
