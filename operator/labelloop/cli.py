@@ -93,7 +93,7 @@ def _stop_on_sigterm() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from .api.manifests import ManifestError
-    from .labelstudio import LabelStudioError
+    from .labelstudio.errors import LabelStudioError
     from .local import manifests as local_manifests
     from .local.labelstudio_server import LabelStudioStartError
     from .local.runner import LocalRunner, RunnerError, RunnerOptions

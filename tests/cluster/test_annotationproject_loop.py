@@ -37,7 +37,7 @@ from fixtures.operator import status_of as _status_of
 from labelloop.api.annotationproject import Routing
 from labelloop.api.labelconfig import build_result, parse_label_config, read_result
 from labelloop.controllers.webhooks import WAKE_ANNOTATION
-from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.labelstudio.ml_backend import MLBackendClient
 from labelloop.loop.active_learning import Candidate, next_batch
 from labelloop.loop.annotators import agreement_summary, score_annotators, votes_by_task

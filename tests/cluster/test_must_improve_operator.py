@@ -27,7 +27,7 @@ from fixtures.labelstudio import LabelStudioServer
 from fixtures.operator import apply, b64, bound_claim, condition, eventually, get, status_of
 from labelloop.api.labelconfig import build_result, parse_label_config
 from labelloop.controllers.finetunejob import PREVIOUS_VERSION_ANNOTATION
-from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
 from trainer.operator_job import run_job_locally
 from trainer.support import build_tiny_model, toy_sentences
 

@@ -16,10 +16,10 @@ import pytest
 
 from fixtures.labelstudio import LabelStudioServer, LabelStudioStartError, free_port
 from labelloop.api.labelconfig import build_result, parse_label_config, read_result
-from labelloop.labelstudio import (
+from labelloop.labelstudio.client import LabelStudioClient
+from labelloop.labelstudio.errors import (
     LabelConfigRejected,
     LabelStudioAuthError,
-    LabelStudioClient,
     LabelStudioNotFound,
     LabelStudioRequestError,
     LabelStudioUnreachable,

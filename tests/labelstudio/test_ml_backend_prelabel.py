@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.labelstudio import LabelStudioServer
 from labelloop.api.labelconfig import parse_label_config, read_result
-from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.labelstudio.ml_backend import MLBackendClient, MLBackendError
 from labelloop_trainer.serving.server import build_server, serving
 from labelloop_trainer.serving.zeroshot import ZeroShotScorer

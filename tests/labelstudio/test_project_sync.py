@@ -22,7 +22,8 @@ from fixtures.labelstudio import LabelStudioServer
 from fixtures.operator import eventually
 from labelloop.api.annotationproject import AnnotationProjectSpec, DataSource, Routing
 from labelloop.api.labelconfig import build_result, parse_label_config
-from labelloop.labelstudio import LabelConfigRejected, LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
+from labelloop.labelstudio.errors import LabelConfigRejected
 from labelloop.loop.annotators import score_annotators, votes_of_tasks
 from labelloop.loop.consistency import disagreements, review_filter
 from labelloop.loop.counting import tally

@@ -18,7 +18,7 @@ from fixtures.labelstudio import LabelStudioServer, free_port
 from labelloop.api import FineTuneJobSpec
 from labelloop.api.base import SecretKeySelector
 from labelloop.api.labelconfig import build_result, parse_label_config
-from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.resources.common import Owner
 from labelloop.resources.training import (
     LabelStudioExport,

@@ -16,7 +16,7 @@ import pytest
 
 from fixtures.labelstudio import LabelStudioServer
 from labelloop.api.labelconfig import build_result
-from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.local import manifests
 from labelloop.local.runner import LocalRunner, RunnerOptions
 from labelloop.local.volumes import Volumes

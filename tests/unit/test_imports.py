@@ -1,11 +1,10 @@
-"""What importing a module costs: the trainer and the prelabel server start without the SDK."""
+"""What importing a module costs: the trainer, the prelabel server and the loop's policy
+start without the SDK."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-
-from labelloop import labelstudio
 
 
 def test_the_label_config_parser_does_not_import_the_sdk() -> None:
@@ -19,9 +18,16 @@ def test_the_label_config_parser_does_not_import_the_sdk() -> None:
     assert loaded == "[]"
 
 
-def test_every_exported_name_loads_on_first_use() -> None:
-    for name in labelstudio.__all__:
-        assert getattr(labelstudio, name).__name__ == name
+def test_the_loops_pure_policy_reads_label_studio_models_without_the_sdk() -> None:
+    probe = (
+        "import sys, labelloop.loop.counting, labelloop.loop.consistency,"
+        " labelloop.loop.prelabels, labelloop.labelstudio.errors;"
+        "print(sorted(m for m in ('label_studio_sdk', 'pandas') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_the_trainer_loads_neither_the_sdk_nor_the_operators_client() -> None:

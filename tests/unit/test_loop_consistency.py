@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from labelloop.api.labelconfig import build_result, parse_label_config
-from labelloop.labelstudio import Task
+from labelloop.labelstudio.models import Task
 from labelloop.loop.consistency import MAX_LISTED, Disagreement, disagreements, review_filter
 from labelloop.loop.routing import EASY_FROM, HARD_BELOW, tier_views
 

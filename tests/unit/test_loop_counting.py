@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from labelloop.api.labelconfig import parse_label_config
-from labelloop.labelstudio import Task
+from labelloop.labelstudio.models import Task
 from labelloop.loop.counting import tally
 from labelloop.loop.importing import KEY_FIELD
 

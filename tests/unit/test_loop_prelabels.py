@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from labelloop.labelstudio import LabelStudioClient
+from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.labelstudio.models import Annotation, MLBackend, Prediction, Task
 from labelloop.loop.active_learning import Candidate
 from labelloop.loop.prelabels import (

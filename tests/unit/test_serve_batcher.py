@@ -176,3 +176,27 @@ def test_closing_finishes_the_running_batch_and_fails_what_is_still_queued() -> 
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         DynamicBatcher(lambda items: items, max_batch=0, max_wait_s=0.0)
+
+
+def test_under_load_a_batch_is_the_oldest_item_and_those_nearest_its_length() -> None:
+    seen: list[list[str]] = []
+    release = threading.Event()
+
+    def model(items: list[str]) -> list[str]:
+        release.wait(5)
+        seen.append(items)
+        return items
+
+    async def body() -> None:
+        batcher = DynamicBatcher(model, max_batch=2, max_wait_s=0.0, length=len)
+        busy = asyncio.ensure_future(batcher.run(["x"]))
+        await asyncio.sleep(0.05)  # the model is busy: the rest queues up
+        waiting = asyncio.gather(*(batcher.run([t]) for t in ["aaaa", "b", "cc", "dddd", "e"]))
+        await asyncio.sleep(0.01)
+        release.set()
+        assert await busy == ["x"]
+        assert await waiting == [["aaaa"], ["b"], ["cc"], ["dddd"], ["e"]]
+        await batcher.close()
+
+    run_async(body)
+    assert seen == [["x"], ["aaaa", "dddd"], ["b", "e"], ["cc"]]

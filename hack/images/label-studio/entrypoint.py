@@ -20,28 +20,29 @@ PORT = 8080
 # Any fixed number: the lock only has to be the same for every replica of one database.
 LOCK_KEY = 2338019
 
+
 def startup_lock() -> Any:
     if os.environ.get("DJANGO_DB") != "default":
         return None
-    import psycopg2
+    import psycopg  # Label Studio's own PostgreSQL driver
 
     while True:
         try:
-            connection = psycopg2.connect(
+            connection = psycopg.connect(
                 host=os.environ["POSTGRE_HOST"],
                 port=os.environ.get("POSTGRE_PORT", "5432"),
                 dbname=os.environ["POSTGRE_NAME"],
                 user=os.environ["POSTGRE_USER"],
                 password=os.environ["POSTGRE_PASSWORD"],
                 connect_timeout=5,
+                autocommit=True,
             )
             break
-        except psycopg2.OperationalError as error:
+        except psycopg.OperationalError as error:
             print(f"waiting for PostgreSQL: {str(error).strip()}", flush=True)
             time.sleep(2)
-    connection.autocommit = True
     print("waiting for the other replicas' start", flush=True)
-    connection.cursor().execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    connection.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     return connection
 
 
@@ -56,8 +57,16 @@ def healthy() -> bool:
 def main() -> int:
     lock = startup_lock()
     server = subprocess.Popen(
-        ["label-studio", "start", "--no-browser", "--internal-host", "0.0.0.0", "-p", str(PORT),
-         *sys.argv[1:]]
+        [
+            "label-studio",
+            "start",
+            "--no-browser",
+            "--internal-host",
+            "0.0.0.0",
+            "-p",
+            str(PORT),
+            *sys.argv[1:],
+        ]
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _f: server.send_signal(s))

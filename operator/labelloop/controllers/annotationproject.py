@@ -26,10 +26,10 @@ from ..api import (
 )
 from ..api.annotationproject import AnnotationProjectStatus, LabelStudioStatus
 from ..api.labelconfig import LabelConfigError, parse_label_config
-from ..labelstudio import (
+from ..labelstudio.client import LabelStudioClient
+from ..labelstudio.errors import (
     LabelConfigRejected,
     LabelStudioAuthError,
-    LabelStudioClient,
     LabelStudioError,
     LabelStudioNotFound,
     LabelStudioUnreachable,

@@ -20,7 +20,8 @@ from typing import Any
 from ..api import API_VERSION, PRELABEL_SERVICE
 from ..api.annotationproject import AnnotationProjectSpec, AnnotationProjectStatus
 from ..api.labelconfig import LabelSchema
-from ..labelstudio import LabelStudioClient, Task
+from ..labelstudio.client import LabelStudioClient
+from ..labelstudio.models import Task
 from ..loop import acceptance
 from ..resources.common import Owner
 from ..steps.prelabel import AnswerCache, prelabel_pass, register_backend

@@ -36,7 +36,7 @@ from typing import Any
 from ..api import ANNOTATION_PROJECT, API_VERSION, FINE_TUNE_JOB
 from ..api.annotationproject import AnnotationProjectSpec, AnnotationProjectStatus
 from ..api.labelconfig import LabelSchema
-from ..labelstudio import LabelStudioClient
+from ..labelstudio.client import LabelStudioClient
 from ..loop import annotators, consistency, counting, quality, trigger
 from ..resources.common import LABEL_PREFIX, Owner
 from ..resources.rounds import PROJECT_LABEL, build_round_job, round_of

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..api.labelconfig import LabelSchema, build_result
 from ..api.manifests import ManifestError
-from ..labelstudio import LabelStudioError
+from ..labelstudio.errors import LabelStudioError
 from ..loop import acceptance
 from ..loop.counting import labels_of_result
 from ..loop.importing import KEY_FIELD, row_key

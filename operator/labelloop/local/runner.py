@@ -37,8 +37,10 @@ from typing import Any
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB
 from ..api.finetunejob import FineTuneJobSpec
 from ..api.labelconfig import LabelSchema, parse_label_config
-from ..labelstudio import LabelStudioClient, LabelStudioError, Task
+from ..labelstudio.client import LabelStudioClient
+from ..labelstudio.errors import LabelStudioError
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
+from ..labelstudio.models import Task
 from ..loop import acceptance, active_learning, counting, prelabels, serving, trigger
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner

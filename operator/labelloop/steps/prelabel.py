@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.annotationproject import ActiveLearningStrategy
-from ..labelstudio import LabelStudioClient, LabelStudioRequestError, Task
+from ..labelstudio.client import LabelStudioClient
+from ..labelstudio.errors import LabelStudioRequestError
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
+from ..labelstudio.models import Task
 from ..loop import active_learning, prelabels
 
 JSON = dict[str, Any]

@@ -17,7 +17,8 @@ import httpx
 
 from ..api.annotationproject import AnnotationProjectSpec, DataSource
 from ..api.labelconfig import LabelSchema
-from ..labelstudio import LabelStudioClient, Task
+from ..labelstudio.client import LabelStudioClient
+from ..labelstudio.models import Task
 from ..loop import counting, importing
 
 IMPORT_BATCH = 500

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ..api.annotationproject import AnnotationProjectSpec
 from ..api.labelconfig import LabelSchema
-from ..labelstudio import LabelStudioClient, Task
+from ..labelstudio.client import LabelStudioClient
+from ..labelstudio.models import Task
 from ..loop import consistency, routing
 
 

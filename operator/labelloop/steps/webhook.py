@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ..labelstudio import LabelStudioClient
+from ..labelstudio.client import LabelStudioClient
 
 SECRET_HEADER = "X-Labelloop-Secret"
 # Events that change what the counts say; everything else only costs a reconcile.

@@ -177,6 +177,7 @@ class PrelabelApp:
             self.chain.batch,
             max_batch=self.limits.batch_size,
             max_wait_s=self.limits.batch_wait_s,
+            length=lambda item: len(task_text(item.task, item.schema)),
             on_batch=self.metrics.observe_batch,
         )
 

@@ -10,6 +10,12 @@ it keeps accepting connections and parsing requests while a batch computes, and 
 batch fills meanwhile: a loaded server starts each batch full without waiting at all. One
 worker thread also means the model is never run from two threads at once.
 
+Under load more items wait than one batch holds, and a batch of texts of mixed lengths pads
+every text to the longest: most of a forward pass would compute padding. So when the queue
+is longer than a batch, the batch is the oldest item and the items of the nearest lengths
+(`length`) among the next few batches' worth: similar lengths, little padding, and no item
+waits longer than it takes the items queued before it to become the oldest.
+
 Items of a request that went away (its client disconnected, so its future was cancelled)
 are dropped before they reach the model.
 """
@@ -29,6 +35,9 @@ Out = TypeVar("Out")
 
 log = logging.getLogger(__name__)
 
+WINDOW_BATCHES = 4
+"""How many batches' worth of the oldest queued items a batch is chosen from."""
+
 
 class BatcherClosed(RuntimeError):
     """The batcher was closed before the item was run."""
@@ -37,8 +46,9 @@ class BatcherClosed(RuntimeError):
 class DynamicBatcher(Generic[In, Out]):
     """Runs submitted items through `run` in batches of up to `max_batch` items.
 
-    Used from one event loop; the batching task starts with the first `run`. `on_batch(size,
-    seconds)` is told about every batch run (for metrics).
+    Used from one event loop; the batching task starts with the first `run`. `length(item)`,
+    if given, groups items of similar length under load. `on_batch(size, seconds)` is told
+    about every batch run (for metrics).
     """
 
     def __init__(
@@ -47,6 +57,7 @@ class DynamicBatcher(Generic[In, Out]):
         *,
         max_batch: int,
         max_wait_s: float,
+        length: Callable[[In], int] | None = None,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1:
@@ -54,6 +65,7 @@ class DynamicBatcher(Generic[In, Out]):
         self._run = run
         self._max_batch = max_batch
         self._max_wait_s = max(0.0, max_wait_s)
+        self._length = length
         self._on_batch = on_batch
         self._pending: collections.deque[tuple[In, asyncio.Future[Out]]] = collections.deque()
         self._arrived = asyncio.Event()
@@ -109,11 +121,17 @@ class DynamicBatcher(Generic[In, Out]):
                 await self._execute(batch)
 
     def _take(self) -> list[tuple[In, asyncio.Future[Out]]]:
-        batch: list[tuple[In, asyncio.Future[Out]]] = []
-        while self._pending and len(batch) < self._max_batch:
-            entry = self._pending.popleft()
-            if not entry[1].done():
-                batch.append(entry)
+        live = [entry for entry in self._pending if not entry[1].done()]
+        if self._length is None or len(live) <= self._max_batch:
+            batch, rest = live[: self._max_batch], live[self._max_batch :]
+        else:
+            window = live[: WINDOW_BATCHES * self._max_batch]
+            lengths = [self._length(item) for item, _ in window]
+            nearest = sorted(range(1, len(window)), key=lambda i: abs(lengths[i] - lengths[0]))
+            chosen = {0, *nearest[: self._max_batch - 1]}
+            batch = [window[i] for i in sorted(chosen)]
+            rest = [e for i, e in enumerate(window) if i not in chosen] + live[len(window) :]
+        self._pending = collections.deque(rest)
         return batch
 
     async def _execute(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
