@@ -121,17 +121,20 @@ class DynamicBatcher(Generic[In, Out]):
                 await self._execute(batch)
 
     def _take(self) -> list[tuple[In, asyncio.Future[Out]]]:
-        live = [entry for entry in self._pending if not entry[1].done()]
-        if self._length is None or len(live) <= self._max_batch:
-            batch, rest = live[: self._max_batch], live[self._max_batch :]
+        window: list[tuple[In, asyncio.Future[Out]]] = []
+        while self._pending and len(window) < WINDOW_BATCHES * self._max_batch:
+            entry = self._pending.popleft()
+            if not entry[1].done():
+                window.append(entry)
+        if self._length is None or len(window) <= self._max_batch:
+            batch, rest = window[: self._max_batch], window[self._max_batch :]
         else:
-            window = live[: WINDOW_BATCHES * self._max_batch]
             lengths = [self._length(item) for item, _ in window]
             nearest = sorted(range(1, len(window)), key=lambda i: abs(lengths[i] - lengths[0]))
             chosen = {0, *nearest[: self._max_batch - 1]}
             batch = [window[i] for i in sorted(chosen)]
-            rest = [e for i, e in enumerate(window) if i not in chosen] + live[len(window) :]
-        self._pending = collections.deque(rest)
+            rest = [entry for i, entry in enumerate(window) if i not in chosen]
+        self._pending.extendleft(reversed(rest))
         return batch
 
     async def _execute(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
