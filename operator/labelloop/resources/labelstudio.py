@@ -195,8 +195,9 @@ def build_deployment(inputs: LabelStudioInputs) -> Manifest:
         "ports": [{"name": "http", "containerPort": PORT}],
         "env": _env(inputs),
         "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
-        # Migrations on first start take a minute or more; the startup probe waits for them.
-        "startupProbe": {**health, "periodSeconds": 5, "failureThreshold": 60},
+        # Migrations on a first start take minutes on a small node, and replicas of a fresh
+        # database take turns at them; the startup probe waits up to 15 minutes.
+        "startupProbe": {**health, "periodSeconds": 5, "failureThreshold": 180},
         "readinessProbe": {**health, "periodSeconds": 10, "failureThreshold": 3},
         "livenessProbe": {**health, "periodSeconds": 20, "failureThreshold": 6},
         "securityContext": {
