@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from labelloop.api.labelconfig import parse_label_config
 from labelloop_trainer.serving.chain import ClassScores, TextInput
-from labelloop_trainer.serving.fast_path import torch_forward
+from labelloop_trainer.serving.fast_path import length_grouped, torch_forward
 from labelloop_trainer.serving.version_scorer import VersionScorer
 from labelloop_trainer.training.output import load_version
 from trainer.support import toy_sentences
@@ -84,3 +85,22 @@ def test_without_onnxruntime_it_serves_with_pytorch(
 def test_an_unknown_runtime_is_refused(version_dir: Path) -> None:
     with pytest.raises(ValueError, match="runtime must be one of"):
         VersionScorer.from_directory(version_dir, device="cpu", runtime="tensorrt")
+
+
+def test_a_cpu_batch_runs_in_groups_of_similar_length_with_the_same_outputs(
+    version_dir: Path,
+) -> None:
+    loaded = load_version(version_dir, None, "cpu")
+    texts = ["great", "awful rotten room here and the food", "ok", "the staff was quite lovely"]
+    inputs = dict(loaded.tokenizer(texts, padding=True, return_tensors="pt"))
+    widths: list[tuple[int, int]] = []
+    plain = torch_forward(loaded.model, "logits")
+
+    def recording(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        widths.append(tuple(batch["input_ids"].shape))  # type: ignore[arg-type]
+        return plain(batch)
+
+    together = length_grouped(recording)(inputs)
+    assert len(widths) > 1 and all(w[1] < inputs["input_ids"].shape[1] for w in widths[:-1])
+    assert sum(w[0] for w in widths) == len(texts)
+    assert torch.allclose(together, plain(inputs), atol=1e-5)

@@ -39,6 +39,8 @@ without padding lets the model skip its mask, and the trace would keep that shor
 CHECK_TEXTS = ("one", "a third text, longer than the export's texts were", "and a fourth")
 
 PER_CHANNEL = True
+MAX_PADDING = 1.25
+"""On a CPU, the longest text of a forward pass is at most this many times its shortest."""
 
 Forward = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 
@@ -65,7 +67,68 @@ def choose_forward(
     runtime: str,
     device: torch.device,
 ) -> tuple[Forward, str]:
-    """The forward pass `runtime` asks for, and the name of the runtime it got."""
+    """The forward pass `runtime` asks for, and the name of the runtime it got; on a CPU, run
+    in groups of similar length (`length_grouped`)."""
+    forward, name = _runtime_forward(model, output, tokenize, runtime, device)
+    return (length_grouped(forward) if device.type == "cpu" else forward), name
+
+
+def length_grouped(forward: Forward) -> Forward:
+    """`forward` over a padded batch, run as groups of rows whose longest text is at most
+    `MAX_PADDING` times the shortest, each trimmed to its own longest, and put back together
+    (padding positions of a per-token output are zeros).
+
+    On a CPU a forward pass costs in proportion to the tokens it computes, padding included,
+    and a batch of concurrent requests mixes short texts with long ones: measured on
+    all-MiniLM-L6-v2, batches of 32 mixed requests ran at 80 texts/s where single texts ran
+    at 87/s and length-sorted batches at 143/s. A GPU computes the padding in parallel, so
+    there the batch runs whole.
+    """
+
+    def grouped(inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        mask = inputs["attention_mask"]
+        lengths = mask.sum(-1)
+        width = mask.shape[1]
+        right_padded = torch.equal(mask, (torch.arange(width) < lengths[:, None]).to(mask.dtype))
+        order = lengths.argsort().tolist()
+        sizes = lengths.tolist()
+        groups: list[list[int]] = []
+        start = 0
+        for i in range(1, len(order) + 1):
+            if i == len(order) or sizes[order[i]] > MAX_PADDING * sizes[order[start]]:
+                groups.append(order[start:i])
+                start = i
+        if len(groups) == 1 or not right_padded:
+            return forward(inputs)
+        parts = []
+        for group in groups:
+            rows = torch.tensor(group)
+            longest = max(sizes[i] for i in group)
+            parts.append((rows, forward({k: v[rows, :longest] for k, v in inputs.items()})))
+        first = parts[0][1]
+        shape = (
+            (len(sizes), width, *first.shape[2:])
+            if first.dim() >= 3
+            else (len(sizes), *first.shape[1:])
+        )
+        result = first.new_zeros(shape)
+        for rows, part in parts:
+            if part.dim() >= 3:
+                result[rows, : part.shape[1]] = part
+            else:
+                result[rows] = part
+        return result
+
+    return grouped
+
+
+def _runtime_forward(
+    model: torch.nn.Module,
+    output: str,
+    tokenize: Callable[[Sequence[str]], Mapping[str, torch.Tensor]],
+    runtime: str,
+    device: torch.device,
+) -> tuple[Forward, str]:
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
     plain = torch_forward(model, output)
