@@ -8,15 +8,6 @@ set -euo pipefail
 # shellcheck source=hack/node-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
 
-stop_daemon() { # name
-  local pid
-  pid="$(node_pid "$1")" || { rm -f "$NODE_DIR/pids/$1.pid"; return 0; }
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$NODE_DIR/pids/$1.pid"
-}
-
 [[ -d "$NODE_DIR" ]] || exit 0
 
 # The kubelet first, so that it restarts nothing while the pods go.

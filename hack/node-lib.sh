@@ -44,3 +44,13 @@ ctr_k8s() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 
 # `name` runs as a daemon of this checkout when its pid file names a live process.
 node_pid() { local f="$NODE_DIR/pids/$1.pid"; [[ -f $f ]] && kill -0 "$(<"$f")" 2>/dev/null && cat "$f"; }
+
+# SIGTERM, then SIGKILL after ten seconds.
+stop_daemon() { # name
+  local pid
+  pid="$(node_pid "$1")" || { rm -f "$NODE_DIR/pids/$1.pid"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$NODE_DIR/pids/$1.pid"
+}

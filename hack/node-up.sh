@@ -16,10 +16,27 @@ done
 
 mkdir -p "$NODE_DIR"/{pids,logs,cni,cni-ipam,kubelet,containerd} "$RUN_DIR"
 
+# A daemon's configuration is rewritten only when it changed, and then the daemon restarts:
+# kube-proxy exits when its file is touched, and the others would keep the old settings.
+CHANGED=()
+write_config() { # path; the content on stdin
+  local path=$1
+  cat >"$path.new"
+  if cmp -s "$path.new" "$path"; then
+    rm -f "$path.new"
+  else
+    mv "$path.new" "$path"
+    CHANGED+=("$path")
+  fi
+}
+
 # 9>&-: daemons must not inherit (and so hold) cluster-up's lock.
-start_daemon() { # name command...
-  local name=$1
-  shift
+start_daemon() { # name config command...
+  local name=$1 config=$2
+  shift 2
+  if [[ " ${CHANGED[*]} " == *" $config "* ]]; then
+    stop_daemon "$name"
+  fi
   node_pid "$name" >/dev/null && return 0
   setsid "$@" >"$NODE_DIR/logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$NODE_DIR/pids/$name.pid"
@@ -60,7 +77,7 @@ ip link set "$SINK" up
 ip route replace "$SERVICE_CIDR" dev "$SINK"
 ip route replace "$FAKE_POD_CIDR" dev "$SINK"
 
-cat >"$NODE_DIR/containerd.toml" <<EOF
+write_config "$NODE_DIR/containerd.toml" <<EOF
 version = 2
 root = "$NODE_DIR/containerd"
 state = "$RUN_DIR/containerd"
@@ -94,7 +111,7 @@ EOF
 
 # One bridge, addresses from one /24, no masquerading, and no default route in the pods: they
 # reach each other, this host and the Service range, and nothing leaves the machine.
-cat >"$NODE_DIR/cni/10-labelloop.conflist" <<EOF
+write_config "$NODE_DIR/cni/10-labelloop.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "labelloop",
@@ -118,7 +135,7 @@ cat >"$NODE_DIR/cni/10-labelloop.conflist" <<EOF
 EOF
 
 say "starting containerd ($(containerd --version | awk '{print $3}'))"
-start_daemon containerd containerd --config "$NODE_DIR/containerd.toml"
+start_daemon containerd "$NODE_DIR/containerd.toml" containerd --config "$NODE_DIR/containerd.toml"
 wait_for containerd 30 ctr_k8s version
 
 if [[ -z "$(ctr_k8s images ls -q "name==$PAUSE_IMAGE")" ]]; then
@@ -128,7 +145,7 @@ fi
 
 # The kubelet serves logs and exec to the API server on the node's address only. It accepts
 # any caller there: the address lives on this machine's bridge, where only this cluster is.
-cat >"$NODE_DIR/kubelet.yaml" <<EOF
+write_config "$NODE_DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -158,7 +175,7 @@ EOF
 : >"$NODE_DIR/resolv.conf" # pods with dnsPolicy Default get no name servers: no way out
 
 say "starting the kubelet on $NODE_IP"
-start_daemon kubelet "$TOOLS_BIN/kubelet" \
+start_daemon kubelet "$NODE_DIR/kubelet.yaml" "$TOOLS_BIN/kubelet" \
   --config="$NODE_DIR/kubelet.yaml" \
   --kubeconfig="$KUBECONFIG_OUT" \
   --root-dir="$NODE_DIR/kubelet" \
@@ -166,7 +183,7 @@ start_daemon kubelet "$TOOLS_BIN/kubelet" \
   --node-ip="$NODE_IP" \
   --node-labels="$NODE_LABEL"
 
-cat >"$NODE_DIR/kube-proxy.yaml" <<EOF
+write_config "$NODE_DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -180,10 +197,10 @@ clientConnection: {kubeconfig: $KUBECONFIG_OUT}
 conntrack: {maxPerCore: 0}
 EOF
 say "starting kube-proxy (iptables)"
-start_daemon kube-proxy "$TOOLS_BIN/kube-proxy" --config="$NODE_DIR/kube-proxy.yaml"
+start_daemon kube-proxy "$NODE_DIR/kube-proxy.yaml" "$TOOLS_BIN/kube-proxy" --config="$NODE_DIR/kube-proxy.yaml"
 
 # Cluster names only; anything else is NXDOMAIN, since no name outside the cluster is needed.
-cat >"$NODE_DIR/Corefile" <<EOF
+write_config "$NODE_DIR/Corefile" <<EOF
 $CLUSTER_DOMAIN:53 in-addr.arpa:53 {
   bind $NODE_IP
   errors
@@ -202,7 +219,7 @@ $CLUSTER_DOMAIN:53 in-addr.arpa:53 {
 }
 EOF
 say "starting CoreDNS on $NODE_IP:53"
-start_daemon coredns "$TOOLS_BIN/coredns" -conf "$NODE_DIR/Corefile"
+start_daemon coredns "$NODE_DIR/Corefile" "$TOOLS_BIN/coredns" -conf "$NODE_DIR/Corefile"
 
 wait_for kubelet 120 kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Ready \
   "node/$NODE_NAME" --timeout=2s
