@@ -41,8 +41,12 @@ def startup_lock() -> Any:
         except psycopg.OperationalError as error:
             print(f"waiting for PostgreSQL: {str(error).strip()}", flush=True)
             time.sleep(2)
+    # Polled, never waited for in a statement: a replica blocked in pg_advisory_lock is a
+    # running transaction, and the migrations' CREATE INDEX CONCURRENTLY waits for every
+    # running transaction to end, so the lock's holder would never finish its start.
     print("waiting for the other replicas' start", flush=True)
-    connection.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    while not connection.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        time.sleep(2)
     return connection
 
 
