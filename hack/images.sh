@@ -112,6 +112,9 @@ build() {
       >"$IMAGES_DIR/$name.log" 2>&1 || { tail -n 30 "$IMAGES_DIR/$name.log" >&2; exit 1; }
     echo "$key" >"$IMAGES_DIR/stamps/$name"
     rm -f "$IMAGES_DIR/$name.loaded"
+    # The versions this build replaced, and their layers: gigabytes each for the trainer. The
+    # cached layers of the current images are their ancestors, so they stay.
+    "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
     say "$image: built in $((SECONDS - started)) s"
   fi
 }
