@@ -20,8 +20,8 @@ from ..api import (
 )
 from ..api.prelabelservice import PrelabelServiceStatus, VersionStatus
 from ..loop import acceptance
-from ..loop.rollout import Observed, Plan, RolloutState, Target, VersionState, plan_rollout
-from ..loop.serving import choose_version
+from ..loop.rollout import Observed, Plan, Target, plan_rollout
+from ..loop.serving import choose_version, rollout_state_of
 from ..resources.common import Owner, UnsupportedUri, labels, mount_pvc_uri
 from ..resources.prelabel import (
     COMPONENT,
@@ -82,7 +82,7 @@ def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> Non
         rollout=spec.rollout,
         replicas=spec.replicas,
         history_limit=spec.revision_history_limit,
-        current=_rollout_state(run.previous(PrelabelServiceStatus)),
+        current=rollout_state_of(run.previous(PrelabelServiceStatus)),
         target=target,
         observed=observed,
         now=datetime.now(UTC),
@@ -121,32 +121,6 @@ def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -
     if choice.target is None:
         raise _NoTarget(choice.reason)
     return choice.target
-
-
-def _parse_time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _rollout_state(status: PrelabelServiceStatus) -> RolloutState:
-    versions = tuple(
-        VersionState(
-            version=v.version,
-            uri=v.uri or "",
-            state=v.state,
-            since=_parse_time(v.since),
-            message=v.message,
-        )
-        for v in status.versions
-    )
-    return RolloutState(
-        active=status.active_version,
-        previous=status.previous_version,
-        canary_step=status.canary_step,
-        target=status.target_version,
-        versions=versions,
-    )
 
 
 def _status(owner: Owner, plan: Plan, observed: dict[str, Observed]) -> PrelabelServiceStatus:
