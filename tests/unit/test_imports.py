@@ -6,38 +6,37 @@ from __future__ import annotations
 import subprocess
 import sys
 
+SDK = "m.startswith(('label_studio_sdk', 'pandas'))"
 
-def test_the_label_config_parser_does_not_import_the_sdk() -> None:
-    probe = (
-        "import sys, labelloop.api.labelconfig;"
-        "print(sorted(m for m in ('label_studio_sdk', 'pandas') if m in sys.modules))"
-    )
-    loaded = subprocess.run(
+
+def loaded_after(modules: str, unwanted: str) -> str:
+    """The modules matching `unwanted` (a test of `m`) that importing `modules` loads, in a
+    fresh interpreter."""
+    probe = f"import sys, {modules}; print(sorted(m for m in sys.modules if {unwanted}))"
+    return subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert loaded == "[]"
+
+
+def test_the_label_config_parser_does_not_import_the_sdk() -> None:
+    assert loaded_after("labelloop.api.labelconfig", SDK) == "[]"
 
 
 def test_the_loops_pure_policy_reads_label_studio_models_without_the_sdk() -> None:
-    probe = (
-        "import sys, labelloop.loop.counting, labelloop.loop.consistency,"
-        " labelloop.loop.prelabels, labelloop.labelstudio.errors;"
-        "print(sorted(m for m in ('label_studio_sdk', 'pandas') if m in sys.modules))"
+    modules = (
+        "labelloop.loop.counting, labelloop.loop.consistency, labelloop.loop.prelabels,"
+        " labelloop.labelstudio.errors"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert loaded == "[]"
+    assert loaded_after(modules, SDK) == "[]"
 
 
 def test_the_trainer_loads_neither_the_sdk_nor_the_operators_client() -> None:
-    probe = (
-        "import sys, labelloop_trainer.cli, labelloop_trainer.training.export,"
-        " labelloop_trainer.training.jobfile, labelloop_trainer.serving.serve;"
-        "print(sorted(m for m in sys.modules if m.startswith(('label_studio_sdk', 'kopf'))"
-        " or (m.startswith('labelloop.') and not m.startswith('labelloop.api'))))"
+    modules = (
+        "labelloop_trainer.cli, labelloop_trainer.training.export,"
+        " labelloop_trainer.training.jobfile, labelloop_trainer.serving.serve"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert loaded == "[]"
+    unwanted = (
+        f"{SDK} or m.startswith('kopf')"
+        " or (m.startswith('labelloop.') and not m.startswith('labelloop.api'))"
+    )
+    assert loaded_after(modules, unwanted) == "[]"
