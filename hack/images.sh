@@ -162,12 +162,7 @@ python_base() {
 }
 
 # containers/storage keeps its overlay home mounted after buildah exits; leave no mount behind.
-release_mounts() {
-  findmnt -rn -o TARGET | grep -E "^$IMAGES_DIR/" | sort -r | while read -r target; do
-    umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
-  done
-}
-trap release_mounts EXIT
+trap 'unmount_under "$IMAGES_DIR"' EXIT
 
 wanted=("$@")
 ((${#wanted[@]})) || wanted=(operator trainer label-studio postgres)

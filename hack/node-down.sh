@@ -26,9 +26,7 @@ pkill -9 -f "containerd-shim.* -address $CONTAINERD_SOCK" 2>/dev/null || true
 
 # Mounts: volumes and pod directories under the kubelet, snapshots and sandbox state under
 # containerd; the deepest first.
-findmnt -rn -o TARGET | grep -E "^($NODE_DIR|$RUN_DIR)/" | sort -r | while read -r target; do
-  umount -l "$target" 2>/dev/null || true
-done
+unmount_under "$NODE_DIR" "$RUN_DIR"
 
 ip link delete "$BRIDGE" 2>/dev/null || true
 ip link delete "$SINK" 2>/dev/null || true

@@ -54,3 +54,15 @@ stop_daemon() { # name
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$NODE_DIR/pids/$1.pid"
 }
+
+# Lazily unmounts every mount under the given directories, the deepest first. awk, not grep:
+# no mount left is the usual case, and grep's "no match" status would end a `set -e -o pipefail`
+# script with an error.
+unmount_under() { # dir...
+  local dir
+  for dir in "$@"; do
+    findmnt -rn -o TARGET | awk -v dir="${dir%/}/" 'index($0, dir) == 1'
+  done | sort -ru | while read -r target; do
+    umount -l "$target" 2>/dev/null || true
+  done
+}
