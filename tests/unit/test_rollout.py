@@ -12,6 +12,7 @@ from labelloop.loop.rollout import (
     Plan,
     RolloutState,
     Target,
+    active_replicas_in_canary,
     canary_replicas,
     plan_rollout,
 )
@@ -80,17 +81,63 @@ def test_canary_moves_through_steps_only_when_ready_and_time_has_passed() -> Non
     world.ready = {"v1": 2}
     t = 10_000
     plan = world.step("v2", t)
-    assert plan.replicas == {"v1": 1, "v2": 1} and plan.serve_all_versions
-    world.ready = {"v1": 1, "v2": 1}
-    assert world.step("v2", t + 30).state.canary_step == 0  # ready, but not long enough
+    # v1 keeps both replicas until v2's pod is Ready.
+    assert plan.replicas == {"v1": 2, "v2": 1} and plan.serve_all_versions
+    world.ready = {"v1": 2, "v2": 1}
+    plan = world.step("v2", t + 30)
+    assert plan.state.canary_step == 0  # ready, but not long enough
+    assert plan.replicas == {"v1": 1, "v2": 1}
     assert plan.traffic({"v1": Observed(1), "v2": Observed(1)}) == {"v1": 50, "v2": 50}
     plan = world.step("v2", t + 61)
-    assert plan.state.canary_step == 1 and plan.replicas == {"v1": 0, "v2": 2}
+    assert plan.state.canary_step == 1 and plan.replicas == {"v1": 1, "v2": 2}
+    world.ready = {"v1": 1, "v2": 2}
+    assert world.step("v2", t + 62).replicas == {"v1": 0, "v2": 2}
     world.ready = {"v2": 2}
     plan = world.step("v2", t + 130)
     assert (plan.state.active, plan.state.previous) == ("v2", "v1")
     assert plan.replicas == {"v1": 0, "v2": 2} and plan.health == "ready"
     assert [reason for reason, _ in plan.events] == ["Promoted"]
+
+
+@pytest.mark.parametrize(
+    ("total", "new", "new_ready", "last_step", "expected"),
+    [
+        (2, 1, 0, False, 2),  # nothing Ready yet: the active version keeps all
+        (2, 1, 1, False, 1),
+        (1, 1, 0, False, 1),
+        (1, 1, 1, False, 1),  # one replica: both serve until the last step
+        (1, 1, 1, True, 0),
+        (4, 4, 2, True, 2),  # the last step frees one replica per Ready new one
+        (4, 4, 4, True, 0),
+        (0, 0, 0, False, 0),
+    ],
+)
+def test_active_replicas_in_canary(
+    total: int, new: int, new_ready: int, last_step: bool, expected: int
+) -> None:
+    assert active_replicas_in_canary(total, new, new_ready, last_step=last_step) == expected
+
+
+def test_canary_with_one_replica_never_leaves_the_service_empty() -> None:
+    world = World(Rollout(steps=[50, 100], step_seconds=10), replicas=1)
+    world.serve("v1", 0)
+    world.ready = {"v1": 1}
+    for at in range(10_000, 10_100, 5):  # v2's pod never becomes Ready
+        plan = world.step("v2", at)
+        assert plan.replicas["v1"] == 1
+
+
+def test_rollout_waits_while_too_few_decisions_judge_min_prelabel_accuracy() -> None:
+    world = World(Rollout(steps=[50, 100], step_seconds=10, min_prelabel_accuracy=0.6))
+    world.serve("v1", 0)
+    world.step("v2", 10_000)
+    world.ready = {"v1": 1, "v2": 1}
+    plan = world.step("v2", 10_500)
+    assert (plan.state.canary_step, plan.health, plan.reason) == (0, "reconciling", "Inconclusive")
+    assert "too few annotator decisions" in plan.message and plan.replicas == {"v1": 1, "v2": 1}
+    world.accuracy = {"v2": 0.7}
+    plan = world.step("v2", 10_501)
+    assert plan.state.canary_step == 1 and plan.reason == "RollingOut"
 
 
 def test_version_never_ready_is_rolled_back_and_not_retried() -> None:

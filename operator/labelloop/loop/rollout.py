@@ -7,7 +7,11 @@ once:
 
 - The first version takes all replicas and becomes active once Ready.
 - Canary: the new version gets `steps[i]` percent of the replicas, the active one the rest;
-  a step is done when the new version is Ready and has served `stepSeconds` there.
+  a step is done when the new version is Ready and has served `stepSeconds` there. The active
+  version gives up a replica only for a Ready one of the new version, and keeps one until the
+  last step, so clients never lose capacity while new pods start (or never start).
+- With `minPrelabelAccuracy` set, a step is done only once annotators have judged enough of
+  the new version's prelabels; until then the rollout waits at its step (Inconclusive).
 - BlueGreen: the new version gets all replicas beside the active one and takes over at once
   when Ready.
 - Pointing `spec.model` back at a version still kept (at zero replicas) rolls back at once,
@@ -108,6 +112,20 @@ def canary_replicas(total: int, percent: int) -> int:
     return min(total, max(1, math.ceil(total * percent / 100))) if total else 0
 
 
+def active_replicas_in_canary(total: int, new: int, new_ready: int, *, last_step: bool) -> int:
+    """The active version's replicas at a canary step.
+
+    It gives up one replica for each Ready replica of the new version, never for one that is
+    still starting, so capacity does not dip (a new version that never becomes Ready leaves it
+    whole); and it keeps one until the last step, so that a step below 100% still shares the
+    traffic even with a single replica.
+    """
+    if total == 0:
+        return 0
+    kept = total - min(new_ready, new)
+    return kept if last_step else max(kept, 1)
+
+
 def plan_rollout(
     *,
     rollout: Rollout,
@@ -176,12 +194,18 @@ class _Planner:
                 f"{self.rollout.min_prelabel_accuracy:.2f}"
             )
             return self._roll_back(state, target.version, why)
+        judged = accuracy is not None or self.rollout.min_prelabel_accuracy == 0
+        reason = "RollingOut"
         if ready < new:
             if overdue:
                 return self._roll_back(state, target.version, not_ready)
-        elif self.now - version.since >= timedelta(seconds=self.rollout.step_seconds):
-            if step == len(self.rollout.steps) - 1:
-                return self._steady(self._promote(state, target.version))
+        elif self.now - version.since < timedelta(seconds=self.rollout.step_seconds):
+            pass
+        elif not judged:
+            reason = "Inconclusive"
+        elif step == len(self.rollout.steps) - 1:
+            return self._steady(self._promote(state, target.version))
+        else:
             step += 1
             state = replace(
                 _with_version(state, replace(version, since=self.now)), canary_step=step
@@ -190,18 +214,25 @@ class _Planner:
             share = self.rollout.steps[step]
             self.events.append(("CanaryStep", f"version {target.version} at {share}% of replicas"))
         assert state.active is not None
-        wanted = {target.version: new, state.active: self.replicas - new}
-        message = (
-            f"version {target.version} at canary step {step + 1}/{len(self.rollout.steps)} "
-            f"({self.rollout.steps[step]}% of replicas, {ready}/{new} ready)"
-        )
+        last = step == len(self.rollout.steps) - 1
+        wanted = {
+            target.version: new,
+            state.active: active_replicas_in_canary(self.replicas, new, ready, last_step=last),
+        }
+        at_step = f"canary step {step + 1}/{len(self.rollout.steps)}"
+        if reason == "Inconclusive":
+            message = (
+                f"version {target.version} waits at {at_step}: too few annotator decisions on "
+                f"its prelabels to judge minPrelabelAccuracy "
+                f"{self.rollout.min_prelabel_accuracy:.2f}"
+            )
+        else:
+            message = (
+                f"version {target.version} at {at_step} "
+                f"({self.rollout.steps[step]}% of replicas, {ready}/{new} ready)"
+            )
         return self._plan(
-            state,
-            wanted,
-            serve_all=True,
-            health="reconciling",
-            reason="RollingOut",
-            message=message,
+            state, wanted, serve_all=True, health="reconciling", reason=reason, message=message
         )
 
     def _adopt_target(self, state: RolloutState, target: Target) -> RolloutState:

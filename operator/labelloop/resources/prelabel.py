@@ -27,6 +27,7 @@ from .common import (
 COMPONENT = "labelloop-prelabel"
 PORT = 9090
 VERSION_LABEL = "labelloop.io/model-version"
+PRE_STOP_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,11 @@ def build_version_deployment(
         "args": [f"--model={model.local_path}", f"--port={PORT}", "--host=0.0.0.0"],
         "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
         "ports": [{"name": "http", "containerPort": PORT}],
-        "readinessProbe": {**health, "periodSeconds": 5},
+        "readinessProbe": {**health, "periodSeconds": 2},
+        # A pod that goes (scaled down, rolled back) keeps serving until kube-proxy has taken
+        # it out of the Service's endpoints, which happens asynchronously: without the pause,
+        # requests routed to it in between would be refused.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "livenessProbe": {**health, "periodSeconds": 20, "failureThreshold": 6},
         "volumeMounts": mounts,
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
