@@ -46,6 +46,7 @@ from ..resources.labelstudio import (
     server_name,
     service_url,
 )
+from . import audit
 from .conditions import ConditionUpdate, Health
 from .context import RETRY_SECONDS, OperatorContext
 from .handler import Reconcile, reconciler
@@ -138,6 +139,8 @@ def _sync(
         kopf.warn(run.body, reason=reason, message=message)
     for reason, message in outcome.infos:
         kopf.info(run.body, reason=reason, message=message)
+    for decision in outcome.decisions:
+        audit.record(run, decision)
     counts = synced.counts
     message = (
         f"project {synced.label_studio.project_id} in sync: {counts.tasks} tasks, "

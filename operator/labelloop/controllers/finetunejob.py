@@ -35,6 +35,8 @@ from ..resources.training import (
     job_name,
     model_version,
 )
+from . import audit
+from .audit import Decision
 from .conditions import ConditionUpdate, Health
 from .context import RETRY_SECONDS, OperatorContext
 from .handler import Reconcile, reconciler
@@ -195,9 +197,26 @@ def _conclude(run: Reconcile, observation: TrainingObservation) -> None:
         observation = _failed("InvalidResult", f"the trainer's result line: {problems}")
         update = FineTuneJobStatus(phase=observation.phase)
     run.write(update)
+    if update.promotion is not None and observation.phase != previous_phase:
+        audit.record(run, gate_verdict(update))
     run.report(observation.health, extra=observation.extra)
     if observation.phase not in (previous_phase, "Failed"):  # a failure is reported as Stalled
         kopf.info(run.body, reason=observation.phase, message=observation.health.message)
+
+
+def gate_verdict(result: FineTuneJobStatus) -> Decision:
+    """The promotion gate's verdict on a finished run, as the trainer reported it."""
+    assert result.promotion is not None
+    passed = result.promotion.passed
+    version = result.model_version
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
+    verdict = "passed" if passed else "refused"
+    message = f"version {version} {verdict} by the promotion gate: {result.promotion.reason}"
+    return Decision(
+        "PromotionGatePassed" if passed else "PromotionGateRefused",
+        f"{message} ({scores})" if scores else message,
+        {**result.metrics, "version": version, "passed": passed},
+    )
 
 
 def _result_fields(result: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import kopf
@@ -44,6 +44,9 @@ class Reconcile:
     context: OperatorContext
     owner: Owner
     outcomes: list[str]
+    announced: set[str] = field(default_factory=set)
+    """Reasons of the Events this pass posted (`audit.record`): `report` posts no second
+    Event for a transition a decision already told, e.g. a rollback."""
 
     @property
     def generation(self) -> int | None:
@@ -70,7 +73,15 @@ class Reconcile:
 
     def report(self, health: Health, extra: Iterable[ConditionUpdate] = ()) -> None:
         """Conclude the pass: observedGeneration, conditions, and an Event on a transition."""
-        report(self.body, self.status, self.patch, health, self.generation, extra=extra)
+        report(
+            self.body,
+            self.status,
+            self.patch,
+            health,
+            self.generation,
+            extra=extra,
+            announced=self.announced,
+        )
         self.outcomes.append(health.state)
 
     def _who(self) -> tuple[str, str]:

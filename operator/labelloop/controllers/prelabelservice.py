@@ -32,6 +32,8 @@ from ..resources.prelabel import (
     deployment_name,
     service_url,
 )
+from . import audit
+from .audit import Decision
 from .conditions import Health
 from .context import RETRY_SECONDS, OperatorContext
 from .handler import Reconcile, reconciler, stalled_invalid
@@ -96,7 +98,9 @@ def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> Non
         existing = deployments.get(version.version)
         if existing is None:
             kube.create_if_absent(
-                build_version_deployment(inputs, version.version, version.uri, wanted)
+                build_version_deployment(
+                    inputs, version.version, version.uri, wanted, version.base_uri
+                )
             )
         elif (existing.get("spec") or {}).get("replicas") != wanted:
             name = deployment_name(owner, version.version)
@@ -109,9 +113,23 @@ def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> Non
 
     run.write(_status(owner, plan, observed))
     for reason, message in plan.events:
-        if reason != "RolledBack":  # `report` posts that one, as the Stalled transition
-            kopf.info(run.body, reason=reason, message=message)
+        audit.record(run, _decision(reason, message, plan, observed))
     run.report(Health(plan.health, plan.reason, plan.message))
+
+
+def _decision(reason: str, message: str, plan: Plan, observed: dict[str, Observed]) -> Decision:
+    """One of the rollout plan's events as an audited decision, with the versions' figures."""
+    target = plan.state.target
+    seen = observed.get(target or "", Observed())
+    figures = {
+        "target": target,
+        "active": plan.state.active,
+        "previous": plan.state.previous,
+        "canaryStep": plan.state.canary_step,
+        "readyReplicas": seen.ready_replicas,
+        "prelabelAccuracy": seen.prelabel_accuracy,
+    }
+    return Decision(reason, message, figures, warning=reason == "RolledBack")
 
 
 def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -> Target:
@@ -136,6 +154,7 @@ def _status(owner: Owner, plan: Plan, observed: dict[str, Observed]) -> Prelabel
             VersionStatus(
                 version=v.version,
                 uri=v.uri,
+                base_model_uri=v.base_uri,
                 deployment=deployment_name(owner, v.version),
                 replicas=plan.replicas[v.version],
                 ready_replicas=observed.get(v.version, Observed()).ready_replicas,

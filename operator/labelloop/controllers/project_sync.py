@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from ..steps import project as project_step
 from ..steps import review as review_step
 from ..steps import webhook as webhook_step
 from ..steps.prelabel import AnswerCache
+from .audit import Decision, Figure
 from .conditions import ConditionUpdate, now_rfc3339
 from .context import OperatorContext
 from .prelabels import push_prelabels
@@ -67,13 +69,15 @@ class CredentialsMissing(Exception):
 
 @dataclass
 class SyncOutcome:
-    """What a pass found: the status it writes, extra conditions, Events to post."""
+    """What a pass found: the status it writes, extra conditions, Events to post, and the
+    decisions it took (`audit`)."""
 
     status: AnnotationProjectStatus
     """The fields the pass sets (a partial status: write it with `exclude_unset`)."""
     conditions: list[ConditionUpdate] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     infos: list[tuple[str, str]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
 
 
 def read_token(context: OperatorContext, spec: AnnotationProjectSpec, namespace: str) -> str:
@@ -149,6 +153,7 @@ def sync_project(
     conditions: list[ConditionUpdate] = []
     warnings: list[tuple[str, str]] = []
     infos: list[tuple[str, str]] = []
+    decisions: list[Decision] = []
     record = partial(_record_project_id, context, owner)
     project_id = project_step.ensure_project(ls, spec, known_id, record)
     fields["label_studio"] = {"url": ls.url, "project_id": project_id}
@@ -208,11 +213,11 @@ def sync_project(
     judged = _judge_quality(spec, counts, prior)
     fields["quality_violations"] = judged.fields
     conditions.append(judged.condition)
-    warnings.extend(judged.warnings)
+    decisions.extend(judged.decisions)
     votes = annotators.votes_of_tasks(tasks, schema)
-    fields["annotators"] = [
-        _annotator_status(s) for s in annotators.score_annotators(votes, spec.annotators.routing)
-    ]
+    scores = annotators.score_annotators(votes, spec.annotators.routing)
+    fields["annotators"] = [_annotator_status(s) for s in scores]
+    decisions.extend(tier_changes(prior, scores))
     fields["agreement"] = annotators.mean_agreement(votes)
     fields["task_agreement"] = _agreement_status(annotators.agreement_summary(votes))
     reviewed = review_step.review(ls, project_id, spec, tasks=tasks, schema=schema)
@@ -226,8 +231,20 @@ def sync_project(
         conditions.append(started.condition)
         fields.update(started.fields)
         if started.fields:
+            decisions.append(
+                Decision(
+                    "TrainingRoundStarted",
+                    started.condition.message,
+                    {
+                        "round": started.fields["rounds"],
+                        "fineTuneJob": started.fields["last_fine_tune_job"],
+                        "annotations": counts.annotations,
+                        "sinceLastRound": counts.since_last_training,
+                        "lastAnnotationId": counts.last_annotation_id,
+                    },
+                )
+            )
             fields["counts"]["since_last_training"] = 0
-            infos.append(("TrainingRoundStarted", started.condition.message))
     pushed = push_prelabels(
         ls,
         context,
@@ -244,7 +261,7 @@ def sync_project(
     warnings.extend(pushed.warnings)
     infos.extend(pushed.infos)
     status = AnnotationProjectStatus.model_validate(fields)
-    return SyncOutcome(status, conditions, warnings, infos)
+    return SyncOutcome(status, conditions, warnings, infos, decisions)
 
 
 def _disagreement(d: consistency.Disagreement) -> dict[str, Any]:
@@ -282,11 +299,42 @@ def _annotator_status(score: annotators.AnnotatorScore) -> dict[str, Any]:
     return entry
 
 
+# Tier changes named in one Event; the rest are counted.
+MAX_NAMED_CHANGES = 10
+
+
+def tier_changes(
+    prior: AnnotationProjectStatus, scores: list[annotators.AnnotatorScore]
+) -> list[Decision]:
+    """One decision when annotators moved between tiers since the last pass (an annotator new
+    to the project starts from `unrated`)."""
+    before = {a.annotator: a.tier for a in prior.annotators}
+    moved = [
+        (s.annotator, before.get(s.annotator, "unrated"), s.tier, s.accuracy)
+        for s in scores
+        if s.tier != before.get(s.annotator, "unrated")
+    ]
+    if not moved:
+        return []
+    named = "; ".join(
+        f"annotator {who}: {old} -> {new}" + (f" (accuracy {acc:.2f})" if acc is not None else "")
+        for who, old, new, acc in moved[:MAX_NAMED_CHANGES]
+    )
+    more = len(moved) - MAX_NAMED_CHANGES
+    message = f"{len(moved)} annotator(s) changed tier: {named}" + (
+        f"; and {more} more" if more > 0 else ""
+    )
+    tiers = Counter(s.tier for s in scores)
+    figures: dict[str, Figure] = {"changed": len(moved)}
+    figures.update({tier: tiers[tier] for tier in ("expert", "standard", "basic", "unrated")})
+    return [Decision("AnnotatorTiersChanged", message, figures)]
+
+
 @dataclass(frozen=True)
 class _Quality:
     fields: list[dict[str, Any]]
     condition: ConditionUpdate
-    warnings: list[tuple[str, str]]
+    decisions: list[Decision]
 
 
 def _judge_quality(
@@ -305,8 +353,12 @@ def _judge_quality(
     message = quality.summary(found)
     condition = ConditionUpdate("QualityRulesMet", "False", "RulesViolated", message)
     before = {(v.label, v.bound) for v in prior.quality_violations}
-    new = before != {(v.label, v.bound) for v in found}
-    return _Quality(listed, condition, [("QualityRulesViolated", message)] if new else [])
+    if before == {(v.label, v.bound) for v in found}:
+        return _Quality(listed, condition, [])
+    figures: dict[str, Figure] = {"violations": len(found), "annotations": counts.annotations}
+    figures.update({f"{v.label}.{v.bound}": v.share for v in found})
+    decision = Decision("QualityRulesViolated", message, figures, warning=True)
+    return _Quality(listed, condition, [decision])
 
 
 @dataclass(frozen=True)

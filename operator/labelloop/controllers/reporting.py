@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import kopf
 
@@ -18,8 +18,10 @@ def report(
     generation: int | None,
     *,
     extra: Iterable[ConditionUpdate] = (),
+    announced: Collection[str] = (),
 ) -> None:
-    """Patch the standard conditions (plus `extra`); post an Event when Ready or Stalled flips."""
+    """Patch the standard conditions (plus `extra`); post an Event when Ready or Stalled flips,
+    unless this pass posted one with the same reason already (`announced`)."""
     previous = status.get("conditions")
     merged = merge_conditions(previous, [*health.updates(), *extra], generation, now_rfc3339())
     common = CommonStatus(
@@ -31,6 +33,8 @@ def report(
         "True" if health.state == "ready" else "False"
     )
     stalled_now = health.state == "stalled" and condition_status(previous, "Stalled") != "True"
+    if health.reason in announced:
+        return
     if stalled_now:
         kopf.warn(body, reason=health.reason, message=health.message)
     elif ready_flipped:

@@ -21,6 +21,7 @@ import pydantic
 from label_studio_sdk import LabelStudio, PredictionRequest
 from label_studio_sdk.core.api_error import ApiError
 
+from labelloop import metrics
 from labelloop.labelstudio.errors import (
     LabelConfigRejected,
     LabelStudioAuthError,
@@ -74,7 +75,9 @@ class LabelStudioClient:
         self._token = token
         self._retries = retries
         self._backoff = backoff
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, transport=MeasuredTransport(httpx.HTTPTransport())
+        )
         try:
             # The SDK's LabelStudio declares its constructor as (*args, **kwargs).
             self._sdk = LabelStudio(  # type: ignore[no-untyped-call]
@@ -577,6 +580,36 @@ class LabelStudioClient:
     def _redact(self, text: str) -> str:
         # Label Studio echoes parts of requests and of ML backends' answers; keep the token out.
         return text.replace(self._token, "***") if self._token else text
+
+
+class MeasuredTransport(httpx.BaseTransport):
+    """Every request, the SDK's and our own, each retry included, counted and timed in
+    `labelloop.metrics` (by method, endpoint and status code; the URL's ids left out)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        method, endpoint = request.method, metrics.endpoint_of(request.url.path)
+        start = time.monotonic()
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.TransportError as exc:
+            _measured(method, endpoint, start, "error", type(exc).__name__)
+            raise
+        code = str(response.status_code)
+        _measured(method, endpoint, start, code, code if response.status_code >= 400 else None)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _measured(method: str, endpoint: str, start: float, code: str, error: str | None) -> None:
+    metrics.LABEL_STUDIO_REQUEST_SECONDS.labels(method, endpoint).observe(time.monotonic() - start)
+    metrics.LABEL_STUDIO_REQUESTS.labels(method, endpoint, code).inc()
+    if error is not None:
+        metrics.LABEL_STUDIO_REQUEST_ERRORS.labels(method, endpoint, error).inc()
 
 
 def _dump(model: object) -> JSON:
