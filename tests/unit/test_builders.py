@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from labelloop.api import FineTuneJobSpec
+from labelloop.api import FineTuneJobSpec, PrelabelServiceSpec
 from labelloop.api.annotationproject import ManagedLabelStudio
 from labelloop.api.base import SecretKeySelector
 from labelloop.resources.common import Owner, UnsupportedUri, child_name, mount_pvc_uri
 from labelloop.resources.labelstudio import LabelStudioInputs, build_label_studio_objects
+from labelloop.resources.prelabel import PrelabelInputs, build_version_deployment
 from labelloop.resources.training import (
     LabelStudioExport,
     TrainingInputs,
@@ -311,3 +312,38 @@ def test_label_studio_env_makes_no_calls_out_and_keeps_its_ssrf_protection() -> 
     for name in ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN", "SECRET_KEY"):
         assert "value" not in env[name] and "secretKeyRef" in env[name]["valueFrom"]
     assert "DJANGO_DB" not in env  # SQLite on the volume with one replica
+
+
+@pytest.mark.parametrize(
+    ("base_uri", "claims", "base_arg"),
+    [
+        (None, {"models": True}, None),
+        (
+            "pvc://base-models/minilm",
+            {"models": True, "base-models": True},
+            "/mnt/base-models/minilm",
+        ),
+        # Base and versions on one volume: mounted once.
+        ("pvc://models/base/minilm", {"models": True}, "/mnt/models/base/minilm"),
+    ],
+)
+def test_prelabel_version_mounts_its_base_model_read_only(
+    base_uri: str | None, claims: dict[str, bool], base_arg: str | None
+) -> None:
+    owner = Owner("PrelabelService", "reviews", "ml", "0000-3333")
+    spec = PrelabelServiceSpec.model_validate(
+        {"annotationProjectRef": {"name": "reviews"}, "model": {"fineTuneJobRef": {"name": "j"}}}
+    )
+    deployment = build_version_deployment(
+        PrelabelInputs(owner, spec, "trainer:1"), "v1", "pvc://models/out/v1", 1, base_uri
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    mounted = {
+        m["mountPath"].removeprefix("/mnt/"): m["readOnly"] for m in container["volumeMounts"]
+    }
+    assert mounted == claims
+    bases = [
+        a.removeprefix("--base-model=") for a in container["args"] if a.startswith("--base-model=")
+    ]
+    assert bases == ([base_arg] if base_arg else [])
+    assert "--model=/mnt/models/out/v1" in container["args"]

@@ -26,6 +26,7 @@ from labelloop.loop.rollout import (
     plan_rollout,
 )
 from labelloop.loop.serving import (
+    choose_version,
     newest_promotable,
     previous_of_service,
     previous_version,
@@ -386,3 +387,30 @@ def _serves(spec: PrelabelServiceSpec, current: RolloutState, target: Target | N
         )
         state = plan.state
     return state.active
+
+
+@pytest.mark.parametrize(
+    ("model", "jobs", "base"),
+    [
+        # A FineTuneJob's version is served with the base model it was trained from.
+        (
+            {"fineTuneJobRef": {"name": "r1"}},
+            [{**job("r1"), "spec": {"baseModel": {"uri": "pvc://base-models/minilm"}}}],
+            "pvc://base-models/minilm",
+        ),
+        (
+            {"version": "v1", "uri": "pvc://models/v1", "baseModel": {"uri": "pvc://base/m"}},
+            [],
+            "pvc://base/m",
+        ),
+        ({"version": "v1", "uri": "pvc://models/v1"}, [], None),
+    ],
+)
+def test_the_chosen_version_carries_its_base_model(
+    model: dict[str, Any], jobs: list[dict[str, Any]], base: str | None
+) -> None:
+    spec = PrelabelServiceSpec.model_validate(
+        {"annotationProjectRef": {"name": "reviews"}, "model": model}
+    )
+    chosen = choose_version(spec, jobs).target
+    assert chosen is not None and chosen.base_uri == base

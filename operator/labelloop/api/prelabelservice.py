@@ -9,6 +9,7 @@ from pydantic import Field
 from .base import (
     DNS_LABEL,
     ApiModel,
+    ArtifactLocation,
     CommonStatus,
     Invariant,
     LocalObjectReference,
@@ -37,6 +38,12 @@ class ModelReference(ApiModel):
             holds=lambda m: (m.version is None) == (m.uri is None),
             field_path=".uri",
         ),
+        Invariant(
+            cel="!has(self.baseModel) || has(self.uri)",
+            message="baseModel goes with version and uri (a FineTuneJob names its own)",
+            holds=lambda m: m.base_model is None or m.uri is not None,
+            field_path=".baseModel",
+        ),
     )
 
     fine_tune_job_ref: LocalObjectReference | None = None
@@ -45,6 +52,9 @@ class ModelReference(ApiModel):
     """Model version (a DNS label, used in the Deployment's name)."""
     uri: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     """Location of that version's directory."""
+    base_model: ArtifactLocation | None = None
+    """The base model the version's adapter was trained from, mounted beside it for the
+    prelabel server (with fineTuneJobRef, the FineTuneJob's baseModel)."""
 
 
 class Rollout(ApiModel):
@@ -116,6 +126,8 @@ class VersionStatus(ApiModel):
     """Model version."""
     uri: str | None = None
     """Location of the version's directory."""
+    base_model_uri: str | None = None
+    """Location of the base model its adapter belongs to."""
     deployment: str | None = None
     """Deployment serving it."""
     replicas: Annotated[int, Field(ge=0)] = 0

@@ -43,6 +43,7 @@ class VersionState:
     state: VersionRole
     since: datetime
     message: str | None = None
+    base_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class Observed:
 class Target:
     version: str
     uri: str
+    base_uri: str | None = None
+    """The base model the version's adapter belongs to, loaded beside it; None where the
+    version's own record of it is reachable (the local runner)."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,9 @@ class _Planner:
         state = replace(state, target=target.version)
         known = state.get(target.version)
         if known is None:
-            fresh = VersionState(target.version, target.uri, "Progressing", self.now)
+            fresh = VersionState(
+                target.version, target.uri, "Progressing", self.now, base_uri=target.base_uri
+            )
             step = 0 if self.rollout.strategy == "Canary" and state.active else None
             self.events.append(("RolloutStarted", f"rolling out version {target.version}"))
             return replace(_with_version(state, fresh), canary_step=step)

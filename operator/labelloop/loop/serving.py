@@ -53,7 +53,8 @@ def succeeded_version(job: Mapping[str, Any]) -> Target | None:
     version, uri = status.get("modelVersion"), status.get("artifactUri")
     if status.get("phase") != "Succeeded" or not version or not uri:
         return None
-    return Target(str(version), str(uri))
+    base = ((job.get("spec") or {}).get("baseModel") or {}).get("uri")
+    return Target(str(version), str(uri), str(base) if base else None)
 
 
 def passed_gate(job: Mapping[str, Any]) -> bool:
@@ -86,7 +87,8 @@ def choose_version(spec: PrelabelServiceSpec, jobs: Iterable[Mapping[str, Any]])
             return Choice(newest, "the newest FineTuneJob that passed its promotion gate")
     model = spec.model
     if model.version is not None and model.uri is not None:
-        return Choice(Target(model.version, model.uri), "spec.model")
+        base = model.base_model.uri if model.base_model is not None else None
+        return Choice(Target(model.version, model.uri, base), "spec.model")
     assert model.fine_tune_job_ref is not None
     name = model.fine_tune_job_ref.name
     job = next((j for j in jobs if (j.get("metadata") or {}).get("name") == name), None)
@@ -121,6 +123,7 @@ def rollout_state_of(status: PrelabelServiceStatus) -> RolloutState:
                 state=v.state,
                 since=_parse_time(v.since),
                 message=v.message,
+                base_uri=v.base_model_uri,
             )
             for v in status.versions
         ),

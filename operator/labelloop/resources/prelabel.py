@@ -49,18 +49,25 @@ def service_url(owner: Owner) -> str:
 
 
 def build_version_deployment(
-    inputs: PrelabelInputs, version: str, uri: str, replicas: int
+    inputs: PrelabelInputs, version: str, uri: str, replicas: int, base_uri: str | None = None
 ) -> Manifest:
+    """A version's Deployment: its directory and, where known, its base model, read-only."""
     owner, spec = inputs.owner, inputs.spec
     model = mount_pvc_uri(uri, "model uri")
-    volumes, mounts = pvc_volumes([model], read_only_claims={model.claim})
+    args = [f"--model={model.local_path}", f"--port={PORT}", "--host=0.0.0.0"]
+    mounted = [model]
+    if base_uri is not None:
+        base = mount_pvc_uri(base_uri, "base model uri")
+        mounted.append(base)
+        args.append(f"--base-model={base.local_path}")
+    volumes, mounts = pvc_volumes(mounted, read_only_claims={m.claim for m in mounted})
     selector = {**labels(owner, COMPONENT), VERSION_LABEL: version}
     health = {"httpGet": {"path": "/health", "port": "http"}}
     container: dict[str, Any] = {
         "name": "prelabel",
         "image": spec.image or inputs.image,
         "command": ["python", "-m", "labelloop_trainer", "serve"],
-        "args": [f"--model={model.local_path}", f"--port={PORT}", "--host=0.0.0.0"],
+        "args": args,
         "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
         "ports": [{"name": "http", "containerPort": PORT}],
         "readinessProbe": {**health, "periodSeconds": 2},
