@@ -72,6 +72,9 @@ operator: cluster-up ## run the operator from the checkout against the local clu
 test: install install-labelstudio tools images ## the whole suite: unit, control plane, Label Studio, trainer, end to end on the real node
 	@$(BIN)/pytest
 
+e2e: install tools images ## the end-to-end scenario on the local cluster's real node: two rounds of the loop, rollouts, HA (table in bench-reports/e2e.json)
+	@$(BIN)/pytest -m e2e
+
 test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)
 	@$(BIN)/pytest tests/trainer tests/unit -k "trainer or serve"
 

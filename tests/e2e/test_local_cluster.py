@@ -1,91 +1,41 @@
 """The local cluster's real node: the project's images, its operator in a pod, and a managed
-Label Studio with two replicas sharing PostgreSQL (hack/local-env.sh installs them at
-cluster-up: release `labelloop` in labelloop-system, examples/local/ in labelloop-local).
-
-The host reaches pod addresses on the node's bridge directly (see hack/node-lib.sh), which is
-how these tests talk to each Label Studio replica on its own.
+Label Studio with two replicas sharing PostgreSQL (the `local_env` fixture). The host reaches
+pod addresses on the node's bridge directly, which is how these tests talk to each Label Studio
+replica on its own.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from fixtures.cluster import Cluster, wait_for
-from fixtures.operator import CHART, HELM, condition, get, items, status_of
+from fixtures.local_env import (
+    LOCAL,
+    PROJECT,
+    REAL_NODE,
+    REAL_TOLERATION,
+    label_studio,
+    label_studio_pods,
+    live_pods,
+    ready,
+    ready_label_studio_ips,
+)
+from fixtures.operator import CHART, HELM, get, status_of
 
 pytestmark = pytest.mark.e2e
 
-LOCAL = "labelloop-local"
-PROJECT = "reviews"
-REAL_NODE = {"labelloop.io/node-type": "real"}
-REAL_TOLERATION = {"key": "labelloop.io/real-node", "operator": "Exists", "effect": "NoSchedule"}
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
     "runAsNonRoot": True,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-# The first start of two replicas runs Label Studio's migrations one replica after the other.
-FIRST_START = 600
-
-
-def live_pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
-    """Pods that run or will run: not finished (an evicted pod stays, Failed), not going."""
-    return [
-        p
-        for p in items(cluster, "pods", namespace, selector)
-        if p["status"].get("phase") not in ("Succeeded", "Failed")
-        and "deletionTimestamp" not in p["metadata"]
-    ]
-
-
-def label_studio_pods(cluster: Cluster) -> list[dict[str, Any]]:
-    return live_pods(cluster, LOCAL, "app.kubernetes.io/name=label-studio")
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def ready_label_studio_ips(cluster: Cluster, count: int) -> list[str] | None:
-    pods = [p for p in label_studio_pods(cluster) if ready(p)]
-    return [p["status"]["podIP"] for p in pods] if len(pods) == count else None
-
-
-@pytest.fixture(scope="module")
-def local_env(cluster: Cluster) -> Cluster:
-    """The example project synced by the operator's pod through two ready replicas."""
-
-    def synced() -> dict[str, Any] | None:
-        status = status_of(cluster, "annotationproject", PROJECT, LOCAL)
-        counts = status.get("counts") or {}
-        ok = condition(status, "Ready").get("status") == "True" and counts.get("tasks") == 12
-        return status if ok and ready_label_studio_ips(cluster, 2) else None
-
-    wait_for(synced, timeout=FIRST_START, interval=3, what="the local example project synced")
-    return cluster
-
-
-@pytest.fixture(scope="module")
-def token(local_env: Cluster) -> str:
-    secret = get(local_env, "secret", "reviews-ls-token", LOCAL)
-    assert secret is not None
-    return base64.b64decode(secret["data"]["token"]).decode()
-
-
-def label_studio(ip: str, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=f"http://{ip}:8080", headers={"Authorization": f"Token {token}"}, timeout=30
-    )
 
 
 def project_id(cluster: Cluster) -> int:
