@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help demo install install-labelstudio tools images lint format crds test test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
+.PHONY: help demo install install-labelstudio tools images lint format crds test e2e test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
