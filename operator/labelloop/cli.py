@@ -13,7 +13,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .leader.policy import Election
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -38,6 +41,12 @@ def _operator(args: argparse.Namespace) -> int:
     from .controllers.context import OperatorConfig
     from .operator import run
 
+    try:
+        election = _election(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
     image = {"trainer_image": args.trainer_image} if args.trainer_image else {}
     config = OperatorConfig(
         **image,
@@ -54,8 +63,33 @@ def _operator(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         liveness=args.liveness or None,
         log_format=args.log_format,
+        election=election,
     )
     return 0
+
+
+def _election(args: argparse.Namespace) -> Election | None:
+    """The `--leader-election` flags as a `leader.policy.Election`, or None without it."""
+    import socket
+
+    from .leader.elector import new_identity
+    from .leader.policy import Election, Timing
+
+    if not args.leader_election:
+        return None
+    if not args.leader_election_namespace:
+        raise ValueError("--leader-election needs --leader-election-namespace (the Lease's)")
+    timing = Timing(
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+    )
+    return Election(
+        namespace=args.leader_election_namespace,
+        identity=new_identity(os.environ.get("POD_NAME") or socket.gethostname()),
+        name=args.lease_name,
+        timing=timing,
+    )
 
 
 def _network(text: str) -> str:
@@ -213,6 +247,58 @@ def _add_local_commands(commands: Any) -> None:
     demo.set_defaults(run=_demo)
 
 
+def _add_leader_election_flags(operator: argparse.ArgumentParser) -> None:
+    from .leader.policy import DEFAULT_LEASE_NAME, Timing
+
+    default = Timing()
+    election = operator.add_argument_group(
+        "leader election",
+        "Replicas contend for a coordination.k8s.io Lease; the holder acts, the others wait as "
+        "standbys (healthy) and take over when it stops renewing. The holder identity is "
+        "$POD_NAME (else the host name), an underscore and a random suffix.",
+    )
+    election.add_argument(
+        "--leader-election",
+        action="store_true",
+        help="act only while holding the Lease (default: off, act at once)",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default="",
+        metavar="NAMESPACE",
+        help="namespace of the Lease (required with --leader-election)",
+    )
+    election.add_argument(
+        "--lease-name",
+        default=DEFAULT_LEASE_NAME,
+        metavar="NAME",
+        help=f"name of the Lease (default {DEFAULT_LEASE_NAME})",
+    )
+    election.add_argument(
+        "--lease-duration",
+        type=int,
+        default=default.lease_duration,
+        metavar="SECONDS",
+        help="how long an unrenewed Lease stands before a standby takes it over "
+        f"(default {default.lease_duration})",
+    )
+    election.add_argument(
+        "--renew-deadline",
+        type=float,
+        default=default.renew_deadline,
+        metavar="SECONDS",
+        help="how long the leader acts without renewing before it exits; shorter than "
+        f"--lease-duration (default {default.renew_deadline:g})",
+    )
+    election.add_argument(
+        "--retry-period",
+        type=float,
+        default=default.retry_period,
+        metavar="SECONDS",
+        help=f"between attempts to acquire or renew (default {default.retry_period:g})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelloop",
@@ -293,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "--log-format", choices=["json", "plain"], default="json", help="log format (default json)"
     )
+    _add_leader_election_flags(operator)
     operator.set_defaults(run=_operator)
     _add_local_commands(commands)
     return parser

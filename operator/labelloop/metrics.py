@@ -5,14 +5,15 @@ Label Studio, the Label Studio client) can record a figure without importing ano
 and so that a newcomer adding a metric has one obvious place to put it. Labels stay bounded:
 namespaces, projects, model versions, kinds, outcomes and reasons, never task ids or user names.
 
-Three sorts:
+Four sorts:
 - the loop's figures (`STATUS_GAUGES`), read off each object's status as the operator wrote
   it: `StatusGauges` holds the latest samples of every object and forgets an object when it
   is deleted, so a version dropped from status, or a deleted project, leaves no stale series
   (the controllers turn typed statuses into samples, `controllers.status_metrics`);
 - counters of what happened in this process: reconciles, audited decisions
   (`controllers.audit`), requests to Label Studio;
-- durations: reconciles and Label Studio requests.
+- durations: reconciles and Label Studio requests;
+- whether this process is the one replica that acts (`LEADER`, `labelloop.leader`).
 
 The operator serves them at `--metrics-listen` (`labelloop operator --help`).
 """
@@ -30,6 +31,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     start_http_server,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "LABEL_STUDIO_REQUESTS",
     "LABEL_STUDIO_REQUEST_ERRORS",
     "LABEL_STUDIO_REQUEST_SECONDS",
+    "LEADER",
     "RECONCILES",
     "RECONCILE_SECONDS",
     "STATUS",
@@ -245,6 +248,13 @@ class StatusGauges(Collector):
 
 STATUS = StatusGauges(STATUS_GAUGES)
 registry.register(STATUS)
+
+LEADER = Gauge(
+    "labelloop_leader",
+    "1 while this replica acts (it holds the operator's Lease, or runs without leader "
+    "election), 0 while it waits as a standby: summed over the replicas, 1.",
+    registry=registry,
+)
 
 
 @contextmanager

@@ -1,9 +1,17 @@
-"""Running the kopf operator: settings, credentials and the shared context."""
+"""Running the kopf operator: settings, credentials, the shared context, and leadership.
+
+With leader election (`election`), kopf runs only while this process holds the operator's
+Lease (`labelloop.leader`): everything that acts (handlers, timers, the webhook receiver) is
+kopf's or starts with it, so a standby acts on nothing. A leader that loses the Lease exits
+at once; Kubernetes restarts it, and it waits as a standby.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import sys
 from typing import Any
 
 import kopf
@@ -11,6 +19,11 @@ import kopf
 from . import controllers, metrics
 from .controllers.context import OperatorConfig, OperatorContext
 from .controllers.kube import Kube, load_credentials
+from .leader.elector import Elector, leadership
+from .leader.lease import LeaseStore, election_api_client
+from .leader.policy import Election
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "labelloop.io"
 # What makes a --namespace a pattern for kopf (globs, negations, lists).
@@ -18,9 +31,15 @@ GLOB_CHARACTERS = set("*?!,")
 
 
 def run(
-    config: OperatorConfig, namespaces: list[str], liveness: str | None, log_format: str = "json"
+    config: OperatorConfig,
+    namespaces: list[str],
+    liveness: str | None,
+    log_format: str = "json",
+    election: Election | None = None,
 ) -> None:
-    """Run until interrupted. No namespaces means the whole cluster."""
+    """Run until interrupted. No namespaces means the whole cluster; an `election` makes this
+    process one of the operator's replicas, acting only while it leads."""
+    settings = kopf.OperatorSettings()
 
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -40,8 +59,6 @@ def run(
             set(n) & GLOB_CHARACTERS for n in namespaces
         )
         memo["context"] = OperatorContext(kube=Kube(load_credentials()), config=config)
-        if config.metrics_listen:
-            metrics.serve(config.metrics_listen)
 
     assert controllers  # the import registers the handlers
     release_on_delete(kopf.get_default_registry())
@@ -50,12 +67,43 @@ def run(
     # Timers reconcile every few seconds; a line per successful run would drown the rest.
     # Failures are still logged, and transitions are posted as Events.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-    )
+    # Served by standbys too: a scrape sees every replica, and labelloop_leader tells which acts.
+    if config.metrics_listen:
+        metrics.serve(config.metrics_listen)
+
+    def run_kopf() -> None:
+        try:
+            kopf.run(
+                settings=settings,
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                liveness_endpoint=liveness,
+            )
+        finally:
+            # kopf returns while sync handlers it started may still run in its threads; they
+            # must be done before the Lease is released and another replica starts acting.
+            settings.execution.executor.shutdown(wait=True, cancel_futures=True)
+
+    if election is None:
+        metrics.LEADER.set(1)
+        run_kopf()
+        return
+    load_credentials()  # the election's client starts from them
+    store = LeaseStore(election_api_client(), election.namespace, election.name)
+    elector = Elector(store, election.identity, election.timing)
+    with leadership(elector, liveness, on_lost=_exit_at_once):
+        run_kopf()
+
+
+def _exit_at_once(reason: str) -> None:
+    """A leader that lost its Lease stops acting now, not after kopf's graceful shutdown:
+    another replica may be taking over. Kubernetes restarts the container as a standby."""
+    logger.critical("leadership lost (%s): exiting", reason)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def release_on_delete(registry: kopf.OperatorRegistry) -> None:

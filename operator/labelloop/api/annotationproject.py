@@ -121,6 +121,11 @@ class LabelStudioSource(ApiModel):
     """Run Label Studio in this namespace."""
     external: ExternalLabelStudio | None = None
     """Use an existing Label Studio server."""
+    connection_deadline_seconds: Annotated[int, Field(ge=10, le=604_800)] = 600
+    """Longest Label Studio may stay unreachable (refused, timed out, a gateway error) before
+    the project is Stalled with the reason LabelStudioUnreachable, like a Deployment's
+    progressDeadlineSeconds; a shorter outage only keeps it Reconciling, and it is Ready again
+    as soon as Label Studio answers."""
 
 
 class ProjectSettings(ApiModel):

@@ -133,6 +133,11 @@ class Resources(ApiModel):
     """`nvlink` keeps multi-node jobs inside one NVLink domain (`nvidia.com/gpu.clique`)."""
     queue_name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
     """Kueue LocalQueue; the Job is created suspended and Kueue admits it."""
+    scheduling_deadline_seconds: Annotated[int, Field(ge=10, le=604_800)] = 600
+    """Longest the pods may wait to be placed on nodes (no node has the GPUs asked for, a
+    PersistentVolumeClaim does not exist) before the run is Stalled, like a Deployment's
+    progressDeadlineSeconds; it recovers if they are placed later. Time waiting in a Kueue
+    queue does not count."""
 
 
 class Promotion(ApiModel):

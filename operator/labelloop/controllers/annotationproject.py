@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -47,7 +48,7 @@ from ..resources.labelstudio import (
     service_url,
 )
 from . import audit
-from .conditions import ConditionUpdate, Health
+from .conditions import ConditionUpdate, Deadline, Health, stalled_past, status_since
 from .context import RETRY_SECONDS, OperatorContext
 from .handler import Reconcile, reconciler
 from .project_sync import (
@@ -60,6 +61,9 @@ from .project_sync import (
 from .webhooks import WAKE_ANNOTATION
 
 RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
+# Whether Label Studio answered the last pass that called it; its lastTransitionTime to False
+# is when an outage began, which the connection deadline counts from.
+REACHABLE = "LabelStudioReachable"
 
 
 @kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
@@ -105,6 +109,7 @@ def _sync(
         return Health("stalled", "CredentialsMissing", str(error)), []
     base = context.config.webhook_url
     prior = run.previous(AnnotationProjectStatus)
+    answered = [ConditionUpdate(REACHABLE, "True", "Answered", f"Label Studio at {url} answers")]
     try:
         with LabelStudioClient(url, token, timeout=10.0, retries=2) as ls:
             outcome = sync_project(
@@ -120,17 +125,18 @@ def _sync(
             )
     except LabelConfigRejected as error:
         message = f"Label Studio rejected the label config: {error.detail}"
-        return Health("stalled", "LabelConfigRejected", message), []
+        return Health("stalled", "LabelConfigRejected", message), answered
     except LabelStudioAuthError as error:
         ref = spec.credentials_secret_ref
         message = f"{error} (check the token in Secret {ref.name}, key {ref.key})"
-        return Health("stalled", "LabelStudioAuthFailed", message), []
+        return Health("stalled", "LabelStudioAuthFailed", message), answered
     except LabelStudioNotFound as error:
-        return Health("stalled", "ProjectNotFound", f"{error}: was it deleted in Label Studio?"), []
+        message = f"{error}: was it deleted in Label Studio?"
+        return Health("stalled", "ProjectNotFound", message), answered
     except LabelStudioUnreachable as error:
-        return Health("reconciling", "LabelStudioUnreachable", str(error)), []
+        return _unreachable(run, spec, str(error))
     except LabelStudioError as error:
-        return Health("reconciling", "LabelStudioError", str(error)), []
+        return Health("reconciling", "LabelStudioError", str(error)), answered
     synced = outcome.status
     assert synced.label_studio is not None and synced.counts is not None
     found = synced.label_studio.model_dump(exclude_unset=True)
@@ -146,7 +152,22 @@ def _sync(
         f"project {synced.label_studio.project_id} in sync: {counts.tasks} tasks, "
         f"{counts.annotations} annotations"
     )
-    return Health("ready", "ProjectSynced", message), outcome.conditions
+    return Health("ready", "ProjectSynced", message), [*outcome.conditions, *answered]
+
+
+def _unreachable(
+    run: Reconcile, spec: AnnotationProjectSpec, error: str
+) -> tuple[Health, list[ConditionUpdate]]:
+    """An outage keeps the project Reconciling until it has lasted longer than the connection
+    deadline, counted from when `REACHABLE` turned False; then it is Stalled."""
+    now = datetime.now(UTC)
+    since = status_since(run.status.get("conditions"), REACHABLE, "False") or now
+    deadline = Deadline(
+        "spec.labelStudio.connectionDeadlineSeconds", spec.label_studio.connection_deadline_seconds
+    )
+    waiting = Health("reconciling", "LabelStudioUnreachable", error)
+    down = ConditionUpdate(REACHABLE, "False", "LabelStudioUnreachable", error)
+    return stalled_past(deadline, waiting, since, now), [down]
 
 
 def _known_project_id(meta: Mapping[str, Any], prior: AnnotationProjectStatus) -> int | None:

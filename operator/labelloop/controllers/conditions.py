@@ -3,13 +3,18 @@
 kstatus reads, in order: `observedGeneration` behind `generation` → InProgress;
 `Reconciling=True` → InProgress; `Stalled=True` → Failed; `Ready` → Current when True. So
 each reconcile states all three, and keeps `lastTransitionTime` when a status did not change.
+
+A wait on something outside the operator's hands (pods no node can take, a Label Studio that
+does not answer) is Reconciling until its `Deadline` has passed and Stalled after it, like a
+Deployment past its `progressDeadlineSeconds`: a GitOps tool then reports it as failed instead
+of waiting for ever, and the object goes back to Reconciling or Ready once the cause is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 Status = Literal["True", "False", "Unknown"]
@@ -47,6 +52,39 @@ class Health:
         ]
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """How long a wait may last before it counts as Stalled; `field` is the spec field that set
+    it, named in the message."""
+
+    field: str
+    seconds: int
+
+
+def stalled_past(deadline: Deadline, health: Health, since: datetime, now: datetime) -> Health:
+    """`health`, a wait on a cause that began at `since`, turned Stalled once the wait has lasted
+    longer than `deadline`: the same reason, and the message says for how long. Within the
+    deadline, and for anything that is not a wait, `health` is returned as it is."""
+    waited = now - since
+    if health.state != "reconciling" or waited <= timedelta(seconds=deadline.seconds):
+        return health
+    message = (
+        f"{health.message}; for {_duration(waited)} now, longer than "
+        f"{deadline.field} ({deadline.seconds}s)"
+    )
+    return Health("stalled", health.reason, message)
+
+
+def _duration(span: timedelta) -> str:
+    """`1h 2m 3s`, `2m 0s`, `45s`: how long, to the second."""
+    seconds = int(span.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {seconds}s"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -79,4 +117,14 @@ def condition_status(conditions: Sequence[dict[str, Any]] | None, type_: str) ->
     for c in conditions or ():
         if c.get("type") == type_:
             return str(c.get("status"))
+    return None
+
+
+def status_since(
+    conditions: Sequence[dict[str, Any]] | None, type_: str, status: Status
+) -> datetime | None:
+    """When condition `type_` took `status`, if that is its status now; else None."""
+    for c in conditions or ():
+        if c.get("type") == type_ and c.get("status") == status and c.get("lastTransitionTime"):
+            return datetime.fromisoformat(str(c["lastTransitionTime"]))
     return None

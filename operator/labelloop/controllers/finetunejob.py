@@ -8,6 +8,7 @@ having seen an event.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -40,7 +41,7 @@ from .audit import Decision
 from .conditions import ConditionUpdate, Health
 from .context import RETRY_SECONDS, OperatorContext
 from .handler import Reconcile, reconciler
-from .training_phase import TrainingObservation, observe_training
+from .training_phase import TrainingObservation, observe_training, unplaced_claims
 
 RESOURCE = (GROUP, VERSION, FINE_TUNE_JOB.plural)
 API = f"{GROUP}/{VERSION}"
@@ -87,8 +88,20 @@ def reconcile_fine_tune_job(run: Reconcile, spec: FineTuneJobSpec) -> None:
     name = job_name(owner)
     current = context.kube.get("batch/v1", "Job", name, owner.namespace)
     pods = context.kube.list("v1", "Pod", owner.namespace, {"batch.kubernetes.io/job-name": name})
+    missing = [
+        claim
+        for claim in unplaced_claims(pods)
+        if context.kube.get("v1", "PersistentVolumeClaim", claim, owner.namespace) is None
+    ]
     run.write(FineTuneJobStatus(job_name=name, model_version=model_version(owner)))
-    _conclude(run, observe_training(current, pods))
+    observation = observe_training(
+        current,
+        pods,
+        scheduling_deadline_seconds=spec.resources.scheduling_deadline_seconds,
+        now=datetime.now(UTC),
+        missing_claims=missing,
+    )
+    _conclude(run, observation)
 
 
 class _WaitingForProject(Exception):

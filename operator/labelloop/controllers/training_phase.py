@@ -1,15 +1,24 @@
-"""A FineTuneJob's phase, read off its Job and pods: a pure function, tested by table."""
+"""A FineTuneJob's phase, read off its Job and pods: a pure function, tested by table.
+
+Pods the scheduler cannot place (no node has the GPUs asked for, a PersistentVolumeClaim that
+does not exist) keep the run Pending and Reconciling until `spec.resources.
+schedulingDeadlineSeconds` has passed since the first of them failed to be placed, then
+Stalled with the cause as the reason; it is Reconciling again once they are placed.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from .conditions import ConditionUpdate, Health
+from .conditions import ConditionUpdate, Deadline, Health, stalled_past
 
 RESULT_CONTAINER = "trainer"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+SCHEDULING_DEADLINE_FIELD = "spec.resources.schedulingDeadlineSeconds"
 
 
 @dataclass(frozen=True)
@@ -61,12 +70,42 @@ def _failure_messages(pods: list[dict[str, Any]]) -> list[str]:
     return messages
 
 
-def _unschedulable(pods: list[dict[str, Any]]) -> str | None:
-    for pod in pods:
-        for c in pod.get("status", {}).get("conditions") or ():
-            if c.get("type") == "PodScheduled" and c.get("status") == "False":
-                return str(c.get("message") or c.get("reason") or "unschedulable")
+@dataclass(frozen=True)
+class _Unplaced:
+    """Why the scheduler does not place a pod, in its own words, and since when."""
+
+    message: str
+    since: datetime
+
+
+def _unplaced(pod: dict[str, Any], now: datetime) -> _Unplaced | None:
+    for c in pod.get("status", {}).get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            message = str(c.get("message") or c.get("reason") or "unschedulable")
+            since = c.get("lastTransitionTime") or pod.get("metadata", {}).get("creationTimestamp")
+            return _Unplaced(message, datetime.fromisoformat(since) if since else now)
     return None
+
+
+def _longest_unplaced(pods: list[dict[str, Any]], now: datetime) -> _Unplaced | None:
+    waits = [w for pod in pods if (w := _unplaced(pod, now)) is not None]
+    return min(waits, key=lambda w: w.since, default=None)
+
+
+def unplaced_claims(pods: list[dict[str, Any]]) -> list[str]:
+    """The PersistentVolumeClaims mounted by pods the scheduler has not placed: the ones worth
+    looking up, since a missing claim is a cause a person must fix."""
+    claims = {
+        volume["persistentVolumeClaim"]["claimName"]
+        for pod in pods
+        if any(
+            c.get("type") == "PodScheduled" and c.get("status") == "False"
+            for c in pod.get("status", {}).get("conditions") or ()
+        )
+        for volume in pod.get("spec", {}).get("volumes") or ()
+        if volume.get("persistentVolumeClaim")
+    }
+    return sorted(claims)
 
 
 def _finished(phase: str, reason: str, message: str) -> list[ConditionUpdate]:
@@ -77,8 +116,16 @@ def _finished(phase: str, reason: str, message: str) -> list[ConditionUpdate]:
     ]
 
 
-def observe_training(job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> TrainingObservation:
-    """Phase, health and result of a training run from what the cluster shows."""
+def observe_training(
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    scheduling_deadline_seconds: int,
+    now: datetime,
+    missing_claims: Collection[str] = (),
+) -> TrainingObservation:
+    """Phase, health and result of a training run from what the cluster shows; `missing_claims`
+    are those of `unplaced_claims(pods)` that do not exist."""
     if job is None:
         return TrainingObservation("Pending", Health("reconciling", "Creating", "creating the Job"))
     status = job.get("status", {})
@@ -129,8 +176,20 @@ def observe_training(job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> 
         message = f"{running} of {job.get('spec', {}).get('completions', 1)} pods running"
         return TrainingObservation("Running", Health("reconciling", "Running", message), start)
 
-    if reason := _unschedulable(pods):
-        return TrainingObservation("Pending", Health("reconciling", "Unschedulable", reason), start)
+    if unplaced := _longest_unplaced(pods, now):
+        if missing_claims:
+            names = ", ".join(sorted(missing_claims))
+            one = len(missing_claims) == 1
+            message = (
+                f"PersistentVolumeClaim{'' if one else 's'} {names} not found: the pods "
+                f"cannot be scheduled until {'it exists' if one else 'they exist'}"
+            )
+            waiting = Health("reconciling", "ClaimNotFound", message)
+        else:
+            waiting = Health("reconciling", "Unschedulable", unplaced.message)
+        deadline = Deadline(SCHEDULING_DEADLINE_FIELD, scheduling_deadline_seconds)
+        health = stalled_past(deadline, waiting, unplaced.since, now)
+        return TrainingObservation("Pending", health, start)
     return TrainingObservation(
         "Pending", Health("reconciling", "Starting", "pods are starting"), start
     )
