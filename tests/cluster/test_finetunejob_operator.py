@@ -133,6 +133,64 @@ def test_impossible_gpu_request_stays_pending_with_the_schedulers_reason(
     assert f"0/{nodes} nodes are available" in condition(status, "Reconciling")["message"]
 
 
+def test_a_gpu_no_node_has_stalls_after_the_scheduling_deadline(
+    kube: Cluster, volumes: str
+) -> None:
+    ns = volumes
+    resources = {
+        "gpusPerNode": 1,
+        "gpu": {"product": "NVIDIA-B300-SXM6-288GB"},  # no node of this cluster has one
+        "schedulingDeadlineSeconds": 10,
+    }
+    apply(kube, ns, fine_tune_job("nowhere", resources))
+
+    def stalled() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "nowhere", ns)
+        return status if condition(status, "Stalled").get("status") == "True" else None
+
+    status = eventually(stalled, "Stalled after the 10 s scheduling deadline")
+    stall = condition(status, "Stalled")
+    assert stall["reason"] == "Unschedulable"
+    nodes = len(kube.kubectl("get", "nodes", "-o", "name").stdout.split())
+    assert f"0/{nodes} nodes are available" in stall["message"]  # the scheduler's words
+    assert "longer than spec.resources.schedulingDeadlineSeconds (10s)" in stall["message"]
+    # Stalled, not failed: the run is still Pending and may yet be placed.
+    assert status["phase"] == "Pending"
+    assert condition(status, "Reconciling")["status"] == "False"
+    assert not condition(status, "Failed")
+    events = items(kube, "events", ns, "")
+    assert any(
+        e["reason"] == "Unschedulable" and e["type"] == "Warning"
+        for e in events
+        if e["involvedObject"]["name"] == "nowhere"
+    )
+
+
+def test_a_missing_claim_stalls_the_run_until_it_is_made(kube: Cluster, namespace: str) -> None:
+    ns = namespace
+    bound_claim(kube, ns, "data")  # the models claim the run writes to does not exist yet
+    resources = {"gpusPerNode": 1, "schedulingDeadlineSeconds": 10}
+    apply(kube, ns, fine_tune_job("unclaimed", resources, RESULT))
+
+    def stalled() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "unclaimed", ns)
+        return status if condition(status, "Stalled").get("status") == "True" else None
+
+    stall = condition(eventually(stalled, "Stalled for the missing claim"), "Stalled")
+    assert stall["reason"] == "ClaimNotFound"
+    assert stall["message"].startswith("PersistentVolumeClaim models not found")
+
+    bound_claim(kube, ns, "models")  # the cause goes: the scheduler places the pod
+
+    def succeeded() -> dict[str, Any] | None:
+        status = status_of(kube, "ftj", "unclaimed", ns)
+        return status if status.get("phase") == "Succeeded" else None
+
+    status = eventually(succeeded, "phase Succeeded once the claim exists", 120)
+    assert condition(status, "Stalled")["status"] == "False"
+    assert condition(status, "Ready")["status"] == "True"
+
+
 def test_job_without_a_result_ends_with_result_missing(kube: Cluster, volumes: str) -> None:
     ns = volumes
     apply(kube, ns, fine_tune_job("silent", {"gpusPerNode": 1}))
