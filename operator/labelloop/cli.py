@@ -53,6 +53,8 @@ def _operator(args: argparse.Namespace) -> int:
         trainer_cluster_role=args.trainer_cluster_role,
         webhook_listen=args.webhook_listen or None,
         webhook_url=args.webhook_url or None,
+        webhook_tls=_webhook_tls(args.webhook_tls_cert, args.webhook_tls_key),
+        webhook_replay_window_seconds=args.webhook_replay_window,
         metrics_listen=args.metrics_listen or None,
         workload_scheduling=args.workload_scheduling,
     )
@@ -90,6 +92,25 @@ def _election(args: argparse.Namespace) -> Election | None:
         name=args.lease_name,
         timing=timing,
     )
+
+
+def _webhook_tls(cert: str, key: str) -> tuple[str, str] | None:
+    """Both files or neither: half a TLS setting is refused rather than served as HTTP."""
+    if bool(cert) != bool(key):
+        raise SystemExit(
+            "labelloop operator: give --webhook-tls-cert and --webhook-tls-key together"
+        )
+    return (cert, key) if cert else None
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, 1 or more")
+    return value
 
 
 def _network(text: str) -> str:
@@ -314,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crds.set_defaults(run=_crds)
 
+    from .steps.webhook import DEFAULT_REPLAY_WINDOW_SECONDS
+
     operator = commands.add_parser(
         "operator", help="run the operator against the current kubeconfig or in-cluster"
     )
@@ -346,6 +369,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LABELLOOP_WEBHOOK_URL", ""),
         help="base URL Label Studio posts webhooks to, e.g. http://labelloop.labelloop-system"
         ".svc:8081 (default $LABELLOOP_WEBHOOK_URL; empty registers none)",
+    )
+    operator.add_argument(
+        "--webhook-tls-cert",
+        default=os.environ.get("LABELLOOP_WEBHOOK_TLS_CERT", ""),
+        metavar="FILE",
+        help="PEM certificate (chain) of the webhook receiver; with --webhook-tls-key it "
+        "serves HTTPS (default $LABELLOOP_WEBHOOK_TLS_CERT; empty: HTTP)",
+    )
+    operator.add_argument(
+        "--webhook-tls-key",
+        default=os.environ.get("LABELLOOP_WEBHOOK_TLS_KEY", ""),
+        metavar="FILE",
+        help="PEM private key of --webhook-tls-cert (default $LABELLOOP_WEBHOOK_TLS_KEY)",
+    )
+    operator.add_argument(
+        "--webhook-replay-window",
+        type=_positive_seconds,
+        default=DEFAULT_REPLAY_WINDOW_SECONDS,
+        metavar="SECONDS",
+        help="how long a webhook secret is current: a request with an older one, or a "
+        f"delivery seen before, is refused (default {DEFAULT_REPLAY_WINDOW_SECONDS})",
     )
     operator.add_argument(
         "--metrics-listen",

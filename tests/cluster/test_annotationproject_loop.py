@@ -177,10 +177,14 @@ def test_project_tasks_counts_and_exactly_one_training_round(
     with ThreadPoolExecutor(8) as pool:
         answers = list(
             pool.map(
-                lambda _: httpx.post(hook.url, json={}, headers={SECRET_HEADER: secret}), range(16)
+                lambda i: httpx.post(hook.url, json={"n": i}, headers={SECRET_HEADER: secret}),
+                range(16),
             )
         )
     assert {a.status_code for a in answers} == {202}
+    # The same delivery again is a replay.
+    replayed = httpx.post(hook.url, json={"n": 0}, headers={SECRET_HEADER: secret})
+    assert replayed.status_code == 409
     operator.kill()
     try:
         jobs_before_restart = items(kube, "finetunejobs", ns)

@@ -47,6 +47,7 @@ from ..resources.labelstudio import (
     server_name,
     service_url,
 )
+from ..steps.webhook import Receiver
 from . import audit
 from .conditions import ConditionUpdate, Deadline, Health, stalled_past, status_since
 from .context import RETRY_SECONDS, OperatorContext
@@ -120,7 +121,7 @@ def _sync(
                 schema=schema,
                 prior=prior,
                 known_id=_known_project_id(run.meta, prior),
-                webhook=(base, context.webhook_key) if base else None,
+                webhook=Receiver(base, context.webhook_secrets) if base else None,
                 answers=context.answers,
             )
     except LabelConfigRejected as error:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..api.base import PodScheduling
 from ..steps.prelabel import AnswerCache
+from ..steps.webhook import DEFAULT_REPLAY_WINDOW_SECONDS, HookSecrets
 from .kube import Kube
 
 # A failed reconcile is retried this soon (kopf's default is a minute); the timers re-run
@@ -28,6 +29,10 @@ class OperatorConfig:
     """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
     webhook_url: str | None = None
     """Base URL at which Label Studio reaches the receiver; None registers no webhooks."""
+    webhook_tls: tuple[str, str] | None = None
+    """Files of the receiver's certificate (chain) and private key, PEM; None serves HTTP."""
+    webhook_replay_window_seconds: int = DEFAULT_REPLAY_WINDOW_SECONDS
+    """How long a webhook secret is current (`steps.webhook.HookSecrets`)."""
     service_cidrs: tuple[str, ...] = ("10.96.0.0/12",)
     """The cluster's Service ranges (kubeadm's default): a managed Label Studio may call these
     private addresses (prelabel services, the webhook receiver) and no others."""
@@ -45,5 +50,8 @@ class OperatorContext:
     answers: AnswerCache = field(default_factory=AnswerCache)
     """The prelabel servers' answers, remembered between project passes (`steps.prelabel`)."""
     webhook_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-    """Drawn at start and kept in memory only: the key of each project's webhook secret
-    (`steps.webhook.project_secret`)."""
+    """Drawn at start and kept in memory only: the key of each project's webhook secret."""
+
+    @property
+    def webhook_secrets(self) -> HookSecrets:
+        return HookSecrets(self.webhook_key, self.config.webhook_replay_window_seconds)

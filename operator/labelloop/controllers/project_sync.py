@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,10 +145,10 @@ def sync_project(
     schema: LabelSchema,
     prior: AnnotationProjectStatus,
     known_id: int | None,
-    webhook: tuple[str, bytes] | None,
+    webhook: webhook_step.Receiver | None,
     answers: AnswerCache,
 ) -> SyncOutcome:
-    """One pass; `webhook` is the receiver's base URL and key, None when there is none;
+    """One pass; `webhook` is the operator's receiver, None when there is none;
     `answers` remembers the prelabel server's answers between passes."""
     fields: dict[str, Any] = {}
     conditions: list[ConditionUpdate] = []
@@ -189,7 +190,7 @@ def sync_project(
             )
 
     path = webhook_step.hook_path(owner.namespace, owner.name)
-    wanted = webhook_step.wanted_hook(webhook, owner.namespace, owner.name)
+    wanted = webhook_step.wanted_hook(webhook, owner.namespace, owner.name, time.time())
     webhook_step.ensure_webhook(ls, project_id, path, wanted)
 
     state = round_state(context, owner, prior)

@@ -2,18 +2,26 @@
 
 Label Studio posts each event once, inside the request that caused it; the receiver
 (`controllers/webhooks.py`) only wakes the project's pass early. Each project's hook carries
-an HMAC of its namespace and name under a key the operator draws at start, so a header for
-one project is useless for another.
+an HMAC of its namespace, its name and the current replay window (the wall-clock time divided
+by the window's length) under a key the operator draws at start: a header for one project is
+useless for another, and a header is worth something for two windows at most. Label Studio
+signs nothing and sends no timestamp of its own, so the time lives in the secret instead:
+every project pass re-registers the header when a new window begins, and the receiver accepts
+the current window's secret and the one before (a request on its way while the header
+changed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass, field
 
 from ..labelstudio.client import LabelStudioClient
 
 SECRET_HEADER = "X-Labelloop-Secret"
+DEFAULT_REPLAY_WINDOW_SECONDS = 600
+"""How long a webhook secret is current; a captured one is refused after two such windows."""
 # Events that change what the counts say; everything else only costs a reconcile.
 WEBHOOK_ACTIONS = (
     "TASKS_CREATED",
@@ -25,9 +33,44 @@ WEBHOOK_ACTIONS = (
 )
 
 
-def project_secret(key: bytes, namespace: str, name: str) -> str:
-    """The secret header value of one project's webhook."""
-    return hmac.new(key, f"{namespace}/{name}".encode(), hashlib.sha256).hexdigest()
+@dataclass(frozen=True)
+class HookSecrets:
+    """The key every project's webhook secret derives from, and the replay window."""
+
+    key: bytes = field(repr=False)
+    window_seconds: int = DEFAULT_REPLAY_WINDOW_SECONDS
+
+    def current(self, namespace: str, name: str, now: float) -> str:
+        """The secret header value of one project's webhook at the time `now`."""
+        return self._of_window(namespace, name, self._window(now))
+
+    def accepts(self, given: str, namespace: str, name: str, now: float) -> bool:
+        """Whether `given` is the project's secret of this window or the one before, compared
+        in constant time (both are compared, so the time says nothing about which)."""
+        window = self._window(now)
+        # Header values are text; compare_digest compares non-ASCII text only as bytes.
+        offered = given.encode("utf-8", "surrogateescape")
+        matches = [
+            hmac.compare_digest(offered, self._of_window(namespace, name, w).encode())
+            for w in (window, window - 1)
+        ]
+        return any(matches)
+
+    def _window(self, now: float) -> int:
+        return int(now // self.window_seconds)
+
+    def _of_window(self, namespace: str, name: str, window: int) -> str:
+        message = f"{namespace}/{name}/{window}".encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """The operator's webhook receiver as a project pass sees it: where Label Studio posts
+    (`base_url`) and the secrets it checks."""
+
+    base_url: str
+    secrets: HookSecrets
 
 
 def hook_path(namespace: str, name: str) -> str:
@@ -36,13 +79,14 @@ def hook_path(namespace: str, name: str) -> str:
 
 
 def wanted_hook(
-    receiver: tuple[str, bytes] | None, namespace: str, name: str
+    receiver: Receiver | None, namespace: str, name: str, now: float
 ) -> tuple[str, str] | None:
-    """(url, secret) of the project's hook at the receiver (base URL, key); None without one."""
+    """(url, secret) of the project's hook at the receiver at the time `now`; None without
+    a receiver."""
     if receiver is None:
         return None
-    base, key = receiver
-    return base.rstrip("/") + hook_path(namespace, name), project_secret(key, namespace, name)
+    url = receiver.base_url.rstrip("/") + hook_path(namespace, name)
+    return url, receiver.secrets.current(namespace, name, now)
 
 
 def ensure_webhook(
