@@ -20,6 +20,10 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
+# The Role and RoleBinding for the operator's Lease, in the release namespace in either mode.
+LEASE_GRANT = "labelloop-leader-election"
+
+
 def render(*values: str) -> list[dict[str, Any]]:
     sets = [arg for v in values for arg in ("--set", v)]
     out = helm("template", "labelloop", str(CHART), "--namespace", "ops", *sets).stdout
@@ -33,7 +37,11 @@ def test_chart_lints() -> None:
 
 def test_cluster_wide_mode_grants_named_verbs_only() -> None:
     docs = render()
-    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    assert not [
+        d
+        for d in docs
+        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"] != LEASE_GRANT
+    ]
     (role,) = [
         d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "labelloop"
     ]
@@ -49,7 +57,11 @@ def test_namespaced_mode_has_no_cluster_wide_grant() -> None:
     # The trainer's role is defined cluster-wide but only ever bound inside a namespace.
     (trainer,) = [d for d in docs if d["kind"] == "ClusterRole"]
     assert trainer["metadata"]["name"] == "labelloop-trainer"
-    roles = sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role")
+    roles = sorted(
+        d["metadata"]["namespace"]
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["name"] != LEASE_GRANT
+    )
     assert roles == ["team-a", "team-b"]
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -78,10 +90,79 @@ def test_operator_pod_is_restricted() -> None:
     assert container["readOnlyRootFilesystem"] is True
 
 
+def test_two_replicas_elect_a_leader_by_default() -> None:
+    docs = render()
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    # Standbys come up before an old pod stops; the old leader hands the Lease over.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert "--leader-election" in args
+    assert "--leader-election-namespace=ops" in args
+    assert "--lease-name=labelloop" in args
+    # The holder identity names the pod (downward API).
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        container["env"]
+    )
+    # Replicas spread over nodes where they can, and a drain takes one at a time.
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    (budget,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": spec["selector"]}
+
+
+@pytest.mark.parametrize("values", [(), ("watchNamespaces={team-a}",)])
+def test_the_lease_is_the_only_thing_granted_in_the_release_namespace(
+    values: tuple[str, ...],
+) -> None:
+    docs = render(*values)
+    (role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == LEASE_GRANT]
+    assert role["metadata"]["namespace"] == "ops"
+    # create cannot name its object; everything else is this release's Lease only.
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["labelloop"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    (binding,) = [
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == LEASE_GRANT
+    ]
+    assert binding["roleRef"]["name"] == LEASE_GRANT
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "labelloop", "namespace": "ops"}
+    ]
+    others = [d for d in docs if d["kind"] in ("Role", "ClusterRole") and d is not role]
+    assert not [r for d in others for r in d["rules"] if "leases" in r["resources"]]
+
+
+def test_without_leader_election_one_replica_is_replaced_whole() -> None:
+    docs = render("leaderElection.enabled=false", "replicas=1")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert not [a for a in container["args"] if a.startswith(("--leader-election", "--lease"))]
+    assert "env" not in container
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert not [d for d in docs if d["metadata"]["name"] == LEASE_GRANT]
+
+
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
-        ("replicas=3", "replicas"),
+        # Without leader election every replica would act: the default two are refused.
+        ("leaderElection.enabled=false", "replicas"),
+        ("replicas=-1", "replicas"),
         ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
         ("logFormat=xml", "logFormat"),
         ("imagee.tag=x", "imagee"),
@@ -131,6 +212,30 @@ def test_installed_service_account_has_exactly_what_it_needs(
     account = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"
     args = resource.split()
     result = chart.kubectl("auth", "can-i", verb, *args, "-A", "--as", account, check=False)
+    assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("verb", "lease", "namespace", "allowed"),
+    [
+        ("create", "", RELEASE_NAMESPACE, True),
+        ("get", f"/{RELEASE}", RELEASE_NAMESPACE, True),
+        ("update", f"/{RELEASE}", RELEASE_NAMESPACE, True),
+        ("update", "/someone-elses", RELEASE_NAMESPACE, False),
+        ("list", "", RELEASE_NAMESPACE, False),
+        ("delete", f"/{RELEASE}", RELEASE_NAMESPACE, False),
+        ("create", "", "default", False),
+        ("get", f"/{RELEASE}", "kube-system", False),
+    ],
+)
+def test_installed_service_account_holds_only_its_own_lease(
+    chart: Cluster, verb: str, lease: str, namespace: str, allowed: bool
+) -> None:
+    account = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"
+    resource = f"leases.coordination.k8s.io{lease}"
+    result = chart.kubectl(
+        "auth", "can-i", verb, resource, "-n", namespace, "--as", account, check=False
+    )
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
 
 
