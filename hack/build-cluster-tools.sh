@@ -8,6 +8,7 @@
 # module that requires k8s.io/kubernetes and replaces each staging module with its published
 # v0.Y.Z twin; the list is generated from that release's own go.mod. etcd is built the same
 # way. kwok, kwokctl, helm and CoreDNS have no replace lines and `go install` as they are.
+# kstatus is labelloop's own small tool (hack/kstatus/, its own go.mod).
 #
 # Everything lands in $TOOLS_BIN (default .cache/bin, git-ignored). A tool already built at
 # the pinned version is skipped, so a second run costs nothing.
@@ -98,6 +99,17 @@ go_install() { # name module@version
   stamp "$1" "${2##*@}"
 }
 
+# labelloop's own reader of GitOps health (hack/kstatus/): kstatus, and Flux's CEL health
+# checks. Its version is a hash of its sources, so an edit rebuilds it.
+build_kstatus() {
+  local src="$ROOT/hack/kstatus" version
+  version="$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)"
+  built kstatus "$version" && return
+  say "building kstatus from hack/kstatus"
+  (cd "$src" && go build -ldflags "-s -w" -o "$TOOLS_BIN/kstatus" .)
+  stamp kstatus "$version"
+}
+
 # The real node's runtime and the image builder come from Debian's packages: containerd 1.6
 # (Kubernetes 1.36 prefers 2.x, but 1.6's CRI runs its pods, and a maintained package beats a
 # runtime built from source), runc, the CNI plugins, iptables for kube-proxy, and buildah and
@@ -114,6 +126,11 @@ install_node_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# `build-cluster-tools.sh kstatus` builds that one alone (the GitOps status tests need it).
+if [[ "${1:-}" == kstatus ]]; then
+  build_kstatus
+  exit
+fi
 install_node_packages
 build_kubernetes
 build_etcd
@@ -122,4 +139,5 @@ go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 go_install coredns "github.com/coredns/coredns@$COREDNS_VERSION"
 go_install crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+build_kstatus
 say "all tools in $TOOLS_BIN"
