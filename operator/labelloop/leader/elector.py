@@ -139,16 +139,19 @@ class Elector:
     def keep(self, stop: threading.Event) -> str | None:
         """Renew every `retry_period` until `stop` is set (None) or leadership is lost (why)."""
         while not stop.wait(self.timing.retry_period):
-            try:
-                self.attempt()
-            except LeadershipLost as lost:
-                self._leading = False
-                return str(lost)
-            # Any failure only costs this attempt: the deadline below decides, and this
-            # thread must never die while the process acts on the Lease.
-            except Exception as error:
-                logger.warning("leading: cannot renew Lease %s: %s", self.lease, error)
-            if renewal_overdue(self._last_renewed, self._clock(), self.timing.renew_deadline):
+            # Checked before the request too: a process that was frozen (a stopped container,
+            # a paused VM) may wake long past its deadline, with a standby already leading.
+            if not self._overdue():
+                try:
+                    self.attempt()
+                except LeadershipLost as lost:
+                    self._leading = False
+                    return str(lost)
+                # Any failure only costs this attempt: the deadline decides, and this thread
+                # must never die while the process acts on the Lease.
+                except Exception as error:
+                    logger.warning("leading: cannot renew Lease %s: %s", self.lease, error)
+            if self._overdue():
                 self._leading = False
                 return f"no renewal for {self.timing.renew_deadline:g}s"
         return None
@@ -167,6 +170,9 @@ class Elector:
                     logger.info("released Lease %s", self.lease)
         except Exception as error:
             logger.warning("could not release Lease %s: %s", self.lease, error)
+
+    def _overdue(self) -> bool:
+        return renewal_overdue(self._last_renewed, self._clock(), self.timing.renew_deadline)
 
     def _request_timeout(self, now: float) -> float:
         # A leader's request must end by its deadline, or a hung connection would keep it
