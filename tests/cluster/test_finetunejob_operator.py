@@ -17,6 +17,7 @@ from fixtures.operator import (
     items,
     status_of,
 )
+from gitops_health import build_kstatus, kstatus
 
 pytestmark = pytest.mark.cluster
 
@@ -164,6 +165,12 @@ def test_a_gpu_no_node_has_stalls_after_the_scheduling_deadline(
         for e in events
         if e["involvedObject"]["name"] == "nowhere"
     )
+    # GitOps tools, reading the object as the operator wrote it, see a failure.
+    build_kstatus()
+    obj = get(kube, "ftj", "nowhere", ns)
+    assert obj is not None
+    assert kstatus([obj])[0]["status"] == "Failed"
+    assert kstatus([obj], flux=True)[0]["status"] == "Failed"
 
 
 def test_a_missing_claim_stalls_the_run_until_it_is_made(kube: Cluster, namespace: str) -> None:
@@ -189,6 +196,9 @@ def test_a_missing_claim_stalls_the_run_until_it_is_made(kube: Cluster, namespac
     status = eventually(succeeded, "phase Succeeded once the claim exists", 120)
     assert condition(status, "Stalled")["status"] == "False"
     assert condition(status, "Ready")["status"] == "True"
+    build_kstatus()
+    obj = get(kube, "ftj", "unclaimed", ns)
+    assert obj is not None and kstatus([obj])[0]["status"] == "Current"
 
 
 def test_job_without_a_result_ends_with_result_missing(kube: Cluster, volumes: str) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from fixtures.cluster import Cluster
 from fixtures.labelstudio import LabelStudioServer
-from fixtures.operator import apply, b64, condition, eventually, status_of
+from fixtures.operator import apply, b64, condition, eventually, get, status_of
+from gitops_health import build_kstatus, kstatus
 
 pytestmark = [pytest.mark.cluster, pytest.mark.labelstudio]
 
@@ -70,6 +71,8 @@ def test_unreachable_label_studio_stalls_after_the_deadline_and_recovers(
         return stall if stall.get("status") == "True" else None
 
     stall = eventually(stalled, "Stalled after the 10 s connection deadline", 90)
+    build_kstatus()
+    assert kstatus([get(kube, "ap", "wrong-url", ns) or {}])[0]["status"] == "Failed"
     assert stall["reason"] == "LabelStudioUnreachable"
     assert dead in stall["message"]
     assert "longer than spec.labelStudio.connectionDeadlineSeconds (10s)" in stall["message"]
@@ -91,3 +94,4 @@ def test_unreachable_label_studio_stalls_after_the_deadline_and_recovers(
     assert condition(recovered, "Stalled")["status"] == "False"
     assert condition(recovered, "LabelStudioReachable")["status"] == "True"
     assert recovered["labelStudio"]["url"] == label_studio.url
+    assert kstatus([get(kube, "ap", "wrong-url", ns) or {}])[0]["status"] == "Current"
