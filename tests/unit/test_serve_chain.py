@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from labelloop.api.labelconfig import LabelSchema, TaskType, parse_label_config
-from labelloop_trainer.serving.app import BasicAuth
+from labelloop_trainer.serving.app import BasicAuth, field_path
 from labelloop_trainer.serving.chain import (
     ClassScores,
     Scored,
@@ -149,3 +149,20 @@ def test_basic_auth(header: str | None, allowed: bool) -> None:
     auth = BasicAuth("ls", "p:w")
     assert auth.allows(header) is allowed
     assert "p:w" not in repr(auth)
+
+
+@pytest.mark.parametrize(
+    ("location", "path"),
+    [
+        (("tasks", 0, "data", "text"), "tasks[0].data.text"),
+        (("label_config",), "label_config"),
+        # Found by the fuzz tests: an empty key made a 400 that named no field.
+        (("",), '[""]'),
+        (("tasks", 2, "a b"), 'tasks[2]["a b"]'),
+        (("params", 'q"'), 'params["q\\""]'),
+    ],
+)
+def test_a_refusal_names_every_field_even_odd_keys(
+    location: tuple[int | str, ...], path: str
+) -> None:
+    assert field_path(location) == path

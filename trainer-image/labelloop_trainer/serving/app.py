@@ -21,7 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -37,6 +39,7 @@ from labelloop_trainer.serving.telemetry import PrelabelMetrics
 log = logging.getLogger(__name__)
 
 Model = TypeVar("Model", bound=BaseModel)
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 class RequestError(Exception):
@@ -277,10 +280,16 @@ def parse(model: type[Model], body: bytes) -> Model:
 
 
 def field_path(location: tuple[int | str, ...]) -> str:
-    """`("tasks", 0, "data")` → `tasks[0].data`."""
+    """`("tasks", 0, "data")` → `tasks[0].data`; a key that is not a plain name is quoted,
+    so an empty or odd key is still named: `("tasks", 0, "")` → `tasks[0][""]`."""
     path = ""
     for part in location:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            path += f".{part}" if path else part
+        else:
+            path += f"[{json.dumps(part)}]"
     return path
 
 
