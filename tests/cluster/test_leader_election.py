@@ -11,6 +11,7 @@ in the release namespace), so these tests also prove that grant is enough.
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import time
 import urllib.request
@@ -144,6 +145,12 @@ def replicas(chart: Cluster, operator: OperatorProcess, tmp_path: Path) -> Itera
         operator.start()
 
 
+@pytest.fixture
+def ls(label_studio: LabelStudioServer) -> Iterator[LabelStudioClient]:
+    with LabelStudioClient(label_studio.url, label_studio.token) as client:
+        yield client
+
+
 def reviews(count: int) -> list[dict[str, Any]]:
     """Real review sentences: DynaSent R1 (Potts et al., 2021), CC BY 4.0."""
     with SHARED_DATA.open() as lines:
@@ -158,7 +165,11 @@ def counted(kube: Cluster, ns: str, **counts: int) -> dict[str, Any] | None:
 
 
 def test_one_replica_acts_and_a_killed_leaders_round_finishes_once(
-    kube: Cluster, namespace: str, label_studio: LabelStudioServer, replicas: list[Replica]
+    kube: Cluster,
+    namespace: str,
+    label_studio: LabelStudioServer,
+    ls: LabelStudioClient,
+    replicas: list[Replica],
 ) -> None:
     ns = namespace
     leader, standby = replicas
@@ -177,14 +188,13 @@ def test_one_replica_acts_and_a_killed_leaders_round_finishes_once(
         "spec": {
             "labelStudio": {"external": {"url": label_studio.url}},
             "credentialsSecretRef": {"name": "ls-token"},
-            "project": {"title": f"reviews {ns}", "labelConfig": CONFIG},
+            "project": {"title": f"reviews {secrets.token_hex(3)}", "labelConfig": CONFIG},
             "data": {"inline": reviews(10)},
             "training": {"trigger": {"newAnnotations": 3}, "template": TEMPLATE},
         },
     }
     apply(kube, ns, project)
     status = eventually(lambda: counted(kube, ns, tasks=10), "the project synced", 90)
-    ls = LabelStudioClient(label_studio.url, label_studio.token)
     tasks = sorted(ls.iter_tasks(status["labelStudio"]["projectId"]), key=lambda t: t.id)
 
     def annotate(task_index: int) -> int:
