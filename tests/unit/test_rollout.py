@@ -149,10 +149,11 @@ def test_version_never_ready_is_rolled_back_and_not_retried() -> None:
     plan = world.step("v2", 10_601)
     assert plan.health == "stalled" and plan.reason == "RolledBack"
     assert "not Ready within readyDeadlineSeconds (600s)" in plan.message
+    assert plan.rollback_cause == "NotReady"
     assert plan.replicas == {"v1": 2, "v2": 0}
     again = world.step("v2", 20_000)
     assert again.reason == "RolledBack" and again.replicas == {"v1": 2, "v2": 0}
-    assert again.events == []
+    assert again.events == [] and again.rollback_cause is None
 
 
 def test_low_prelabel_accuracy_rolls_back() -> None:
@@ -162,6 +163,7 @@ def test_low_prelabel_accuracy_rolls_back() -> None:
     world.ready, world.accuracy = {"v1": 1, "v2": 1}, {"v2": 0.55}
     plan = world.step("v2", 10_010)
     assert plan.reason == "RolledBack" and "prelabel accuracy 0.55" in plan.message
+    assert plan.rollback_cause == "LowPrelabelAccuracy"
 
 
 def test_blue_green_switches_at_once_when_ready() -> None:

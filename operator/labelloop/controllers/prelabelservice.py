@@ -129,7 +129,9 @@ def _decision(reason: str, message: str, plan: Plan, observed: dict[str, Observe
         "readyReplicas": seen.ready_replicas,
         "prelabelAccuracy": seen.prelabel_accuracy,
     }
-    return Decision(reason, message, figures, warning=reason == "RolledBack")
+    if reason == "RolledBack":
+        return Decision(reason, message, figures, outcome=plan.rollback_cause or "", warning=True)
+    return Decision(reason, message, figures)
 
 
 def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -> Target:

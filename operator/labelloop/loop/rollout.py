@@ -34,6 +34,7 @@ from ..api.prelabelservice import Rollout
 
 VersionRole = Literal["Progressing", "Active", "Previous", "Retired", "RolledBack"]
 HealthState = Literal["ready", "reconciling", "stalled"]
+RollbackCause = Literal["NotReady", "LowPrelabelAccuracy"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Plan:
     retired: list[str] = field(default_factory=list)
     """Versions dropped from history, whose Deployments go."""
     events: list[tuple[str, str]] = field(default_factory=list)
+    rollback_cause: RollbackCause | None = None
+    """Why this pass rolled the target back, if it did."""
 
     def traffic(self, observed: Mapping[str, Observed]) -> dict[str, int]:
         """Percent of traffic per version, from ready replicas behind the Service."""
@@ -155,6 +158,7 @@ class _Planner:
     observed: Mapping[str, Observed]
     now: datetime
     events: list[tuple[str, str]] = field(default_factory=list)
+    rollback_cause: RollbackCause | None = None
 
     def plan(self, current: RolloutState, target: Target) -> Plan:
         state = self._adopt_target(current, target)
@@ -175,7 +179,7 @@ class _Planner:
             if ready >= self.replicas:
                 return self._steady(self._promote(state, target.version))
             if overdue:
-                return self._roll_back(state, target.version, not_ready)
+                return self._roll_back(state, target.version, not_ready, "NotReady")
             wanted = {target.version: self.replicas}
             if state.active:
                 wanted[state.active] = self.replicas
@@ -197,12 +201,12 @@ class _Planner:
                 f"prelabel accuracy {accuracy:.2f} is below minPrelabelAccuracy "
                 f"{self.rollout.min_prelabel_accuracy:.2f}"
             )
-            return self._roll_back(state, target.version, why)
+            return self._roll_back(state, target.version, why, "LowPrelabelAccuracy")
         judged = accuracy is not None or self.rollout.min_prelabel_accuracy == 0
         reason = "RollingOut"
         if ready < new:
             if overdue:
-                return self._roll_back(state, target.version, not_ready)
+                return self._roll_back(state, target.version, not_ready, "NotReady")
         elif self.now - version.since < timedelta(seconds=self.rollout.step_seconds):
             pass
         elif not judged:
@@ -277,7 +281,7 @@ class _Planner:
         self.events.append(("Promoted", f"version {version} is active{kept}"))
         return replace(state, active=version, previous=previous, canary_step=None)
 
-    def _roll_back(self, state: RolloutState, version: str, why: str) -> Plan:
+    def _roll_back(self, state: RolloutState, version: str, why: str, cause: RollbackCause) -> Plan:
         current = state.get(version)
         assert current is not None
         fallback = f"; {state.active} keeps serving" if state.active else ""
@@ -285,6 +289,7 @@ class _Planner:
         rolled_back = replace(current, state="RolledBack", since=self.now, message=message)
         state = replace(_with_version(state, rolled_back), canary_step=None)
         self.events.append(("RolledBack", message))
+        self.rollback_cause = cause
         return self._finish(state, "stalled", "RolledBack", message)
 
     def _steady(self, state: RolloutState) -> Plan:
@@ -324,7 +329,17 @@ class _Planner:
             previous=None if state.previous in retired else state.previous,
         )
         replicas = {v.version: wanted.get(v.version, 0) for v in state.versions}
-        return Plan(state, replicas, serve_all, health, reason, message, retired, self.events)
+        return Plan(
+            state,
+            replicas,
+            serve_all,
+            health,
+            reason,
+            message,
+            retired,
+            self.events,
+            self.rollback_cause,
+        )
 
 
 def _with_version(state: RolloutState, version: VersionState) -> RolloutState:
