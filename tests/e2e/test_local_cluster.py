@@ -22,7 +22,9 @@ from fixtures.local_env import (
     REAL_TOLERATION,
     label_studio,
     label_studio_pods,
+    leader_pod,
     live_pods,
+    operator_pods,
     ready,
     ready_label_studio_ips,
 )
@@ -97,10 +99,12 @@ def test_each_image_runs_on_the_real_node_as_non_root(
 
 
 def test_the_operator_runs_in_its_pod_and_syncs_the_managed_project(local_env: Cluster) -> None:
-    operator = live_pods(local_env, "labelloop-system", "app.kubernetes.io/name=labelloop")
-    assert len(operator) == 1 and ready(operator[0])
-    assert operator[0]["spec"]["nodeName"] == "real-0"
-    assert operator[0]["spec"]["serviceAccountName"] == "labelloop"
+    # Two replicas, both Ready (a standby is healthy), one of them holding the Lease.
+    operator = operator_pods(local_env)
+    assert len(operator) == 2 and all(ready(p) for p in operator)
+    assert {p["spec"]["nodeName"] for p in operator} == {"real-0"}
+    assert {p["spec"]["serviceAccountName"] for p in operator} == {"labelloop"}
+    assert leader_pod(local_env) in {p["metadata"]["name"] for p in operator}
     status = status_of(local_env, "annotationproject", PROJECT, LOCAL)
     assert status["labelStudio"]["readyReplicas"] == 2
     assert status["labelStudio"]["url"] == f"http://reviews-label-studio.{LOCAL}.svc:8080"

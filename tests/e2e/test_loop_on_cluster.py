@@ -7,10 +7,12 @@ One scenario, in order (the tests of this module share it and run in file order)
    PrelabelService with autoPromote. Two rounds are annotated through Label Studio's API with
    the sentences' real crowd labels; each trains in a real pod, reports progress and its result,
    is gated, rolled out as a real Deployment, and prelabels the remaining tasks in Label Studio.
-   A client calls `/predict` through the Service all along: no request may fail.
+   A client calls `/predict` through the Service all along: no request may fail. In round 2 a
+   Label Studio replica is deleted while the operator counts, and the operator's leader pod
+   between the round's trigger and its Job's end: one FineTuneJob per round, exact counts.
 2. A canary to a new version that waits (Inconclusive) while too few annotator decisions judge
-   it, then moves on; and a version whose pods never become Ready, rolled back while the active
-   one keeps serving every request.
+   it, then moves on (the leader is deleted meanwhile); and a version whose pods never become
+   Ready, rolled back while the active one keeps serving every request.
 3. A FineTuneJob on two nodes (two pods of the Indexed Job, gloo over the rendezvous Service).
 
 Each round prints a row (labels, version, eval macro-F1, prelabel accuracy on the unlabelled
@@ -39,6 +41,8 @@ from fixtures.local_env import (
     LABEL_STUDIO_URL,
     LOCAL,
     TOKEN_SECRET,
+    kill_leader,
+    label_studio_pods,
     ready_label_studio_ips,
 )
 from fixtures.operator import condition, get, items, status_of
@@ -373,11 +377,23 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
             else:
                 batch = [t.id for t in s.tasks() if not t.annotations][:PER_ROUND]
             assert len(batch) == PER_ROUND
-            s.annotate(batch)
+            if number == 2:
+                # A Label Studio replica lost while the operator counts through the Service:
+                # the other serves, and no annotation is lost or counted twice.
+                half = PER_ROUND // 2
+                s.annotate(batch[:half])
+                _kill_other_label_studio_replica(s)
+                s.annotate(batch[half:])
+            else:
+                s.annotate(batch)
             annotated_at = time.monotonic()
 
             job = _round_job(s, number)
             name = job["metadata"]["name"]
+            if number == 2:
+                # The operator's leader lost between the round's trigger and its Job's end: the
+                # standby takes over, and the round still has exactly one FineTuneJob.
+                kill_leader(s.cluster)
             final, steps = _finish(s, name)
             version = final["modelVersion"]
             assert final["metrics"]["macro_f1"] > 0 and final["dataset"]["count"] == s.annotated
@@ -433,6 +449,14 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
         _report(s, prober)
     assert prober.failures == [], prober.failures
     assert prober.ok > 0
+
+
+def _kill_other_label_studio_replica(s: Scenario) -> None:
+    """Deletes a Label Studio pod other than the one this test talks to."""
+    mine = s.ls.url.removeprefix("http://").split(":")[0]
+    others = [p for p in label_studio_pods(s.cluster) if p["status"].get("podIP") != mine]
+    assert others, "no second Label Studio replica"
+    s.cluster.kubectl("delete", "pod", others[0]["metadata"]["name"], "-n", LOCAL, "--wait=false")
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
@@ -511,6 +535,8 @@ def test_canary_waits_when_inconclusive_and_a_broken_version_rolls_back_without_
 
         status = wait_for(inconclusive, timeout=300, interval=1, what=f"{canary} Inconclusive")
         assert status["activeVersion"] == active and status["canaryStep"] == 0
+        # The leader lost during the rollout: the new one carries it on.
+        kill_leader(s.cluster)
         # Judged without the accuracy rule, it goes on through its steps.
         _patch_service(s, {"rollout": {**ROLLOUT, "minPrelabelAccuracy": 0}})
         wait_for(
