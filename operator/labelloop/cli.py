@@ -57,6 +57,7 @@ def _operator(args: argparse.Namespace) -> int:
         webhook_replay_window_seconds=args.webhook_replay_window,
         metrics_listen=args.metrics_listen or None,
         workload_scheduling=args.workload_scheduling,
+        network_policies=args.network_policies,
     )
     if args.service_cidr:  # else OperatorConfig's default
         config = dataclasses.replace(config, service_cidrs=tuple(args.service_cidr))
@@ -130,6 +131,21 @@ def _pod_scheduling(text: str) -> Any:
 
     try:
         return PodScheduling.model_validate_json(text)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
+        )
+        raise argparse.ArgumentTypeError(problems) from None
+
+
+def _policy_peers(text: str) -> Any:
+    """`--network-policies`: JSON validated by `resources.network.PolicyPeers`."""
+    import pydantic
+
+    from .resources.network import PolicyPeers
+
+    try:
+        return PolicyPeers.model_validate_json(text)
     except pydantic.ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
@@ -390,6 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a webhook secret is current: a request with an older one, or a "
         f"delivery seen before, is refused (default {DEFAULT_REPLAY_WINDOW_SECONDS})",
+    )
+    operator.add_argument(
+        "--network-policies",
+        type=_policy_peers,
+        default=None,
+        metavar="JSON",
+        help='the pods that may reach prelabel servers besides Label Studio, {"operator": '
+        '{"namespace": ..., "podLabels": {...}}, "scrapers": [...]}: with them each '
+        "PrelabelService of a managed project gets a NetworkPolicy that lets only these pods "
+        "and the project's Label Studio reach its servers (default: no NetworkPolicies)",
     )
     operator.add_argument(
         "--metrics-listen",

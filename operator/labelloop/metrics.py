@@ -151,6 +151,14 @@ STATUS_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         VERSION,
     ),
     "labelloop_model_training_examples": ("Examples a version was trained on.", VERSION),
+    "labelloop_training_gpus": (
+        "GPUs a running FineTuneJob holds (nodes times GPUs per node).",
+        VERSION,
+    ),
+    "labelloop_model_gpu_seconds": (
+        "GPU time a finished FineTuneJob took: its training seconds times its GPUs.",
+        VERSION,
+    ),
     "labelloop_model_metric": (
         "Final evaluation metric of a version on the held-out split, by metric name.",
         (*VERSION, "metric"),

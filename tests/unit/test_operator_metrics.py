@@ -89,7 +89,10 @@ def test_a_project_not_yet_counted_shows_only_its_rounds() -> None:
     assert got == [Sample("labelloop_project_rounds", PROJECT, 0)]
 
 
-JOB_SPEC = {"annotationProjectRef": {"name": "reviews", "round": 1}}
+JOB_SPEC = {
+    "annotationProjectRef": {"name": "reviews", "round": 1},
+    "resources": {"nodes": 2, "gpusPerNode": 8},
+}
 
 
 @pytest.mark.parametrize(
@@ -108,6 +111,7 @@ JOB_SPEC = {"annotationProjectRef": {"name": "reviews", "round": 1}}
             ),
             {
                 key("labelloop_finetunejobs", {**PROJECT, "phase": "Running"}): 1,
+                key("labelloop_training_gpus", V1): 16,
                 key("labelloop_training_epoch", V1): 1.5,
                 key("labelloop_training_loss", V1): 0.42,
             },
@@ -127,6 +131,7 @@ JOB_SPEC = {"annotationProjectRef": {"name": "reviews", "round": 1}}
             {
                 key("labelloop_finetunejobs", {**PROJECT, "phase": "Succeeded"}): 1,
                 key("labelloop_model_training_seconds", V1): 330,
+                key("labelloop_model_gpu_seconds", V1): 330 * 16,
                 key("labelloop_model_training_examples", V1): 200,
                 key("labelloop_model_metric", {**V1, "metric": "accuracy"}): 0.7,
                 key("labelloop_model_metric", {**V1, "metric": "macro_f1"}): 0.61,

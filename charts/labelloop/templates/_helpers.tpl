@@ -23,9 +23,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "labelloop.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
-{{/* Where Label Studio reaches the webhook receiver: a dotted name, as Label Studio requires. */}}
+{{/* Where Label Studio reaches the webhook receiver: a dotted name, as Label Studio requires;
+https when the receiver has a certificate. */}}
 {{- define "labelloop.webhookURL" -}}
-{{- default (printf "http://%s.%s.svc:%v" (include "labelloop.fullname" .) .Release.Namespace .Values.webhook.port) .Values.webhook.url -}}
+{{- $scheme := ternary "https" "http" (not (empty .Values.webhook.tlsSecret)) -}}
+{{- default (printf "%s://%s.%s.svc:%v" $scheme (include "labelloop.fullname" .) .Release.Namespace .Values.webhook.port) .Values.webhook.url -}}
+{{- end -}}
+
+{{/* `--network-policies`: the operator's pods and the metrics scrapers, which may reach the
+prelabel servers besides each project's Label Studio. */}}
+{{- define "labelloop.policyPeers" -}}
+{{- $operator := dict "namespace" .Release.Namespace "podLabels" (include "labelloop.selectorLabels" . | fromYaml) -}}
+{{- dict "operator" $operator "scrapers" .Values.networkPolicy.metricsFrom | toJson -}}
+{{- end -}}
+
+{{/* NetworkPolicy peers from `{namespace, podLabels}` entries. */}}
+{{- define "labelloop.peers" -}}
+{{- range . }}
+- namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: {{ .namespace }}}}
+  podSelector:
+    matchLabels:
+      {{- toYaml .podLabels | nindent 6 }}
+{{- end }}
 {{- end -}}
 
 {{/* The rules the operator needs, no more: each verb is one the code uses. */}}
@@ -81,5 +100,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
+  verbs: [get, create, patch, delete]
+# Each PrelabelService's ingress policy (--network-policies).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
   verbs: [get, create, patch, delete]
 {{- end -}}

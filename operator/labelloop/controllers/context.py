@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from ..api.base import PodScheduling
+from ..resources.network import PolicyPeers
 from ..steps.prelabel import AnswerCache
 from ..steps.webhook import DEFAULT_REPLAY_WINDOW_SECONDS, HookSecrets
 from .kube import Kube
@@ -39,6 +40,10 @@ class OperatorConfig:
     workload_scheduling: PodScheduling | None = None
     """Node selector and tolerations for the pods it creates that need no GPU (Label Studio,
     prelabel servers, CPU training), e.g. to keep them on nodes that run real containers."""
+    network_policies: PolicyPeers | None = None
+    """The operator's own pods (and metrics scrapers): with them, each PrelabelService of a
+    managed project gets a NetworkPolicy that lets only those pods and the project's Label
+    Studio reach its servers (`resources.network`); None creates none."""
     metrics_listen: str | None = None
     """`host:port` of the Prometheus endpoint (`labelloop.metrics`); None serves none."""
 

@@ -7,6 +7,7 @@ its inputs and writes its plan back (Deployments' replicas, the Service, status,
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import kopf
 
@@ -23,6 +24,7 @@ from ..loop import acceptance
 from ..loop.rollout import Observed, Plan, Target, plan_rollout
 from ..loop.serving import choose_version, rollout_state_of
 from ..resources.common import Owner, UnsupportedUri, labels, mount_pvc_uri
+from ..resources.network import build_prelabel_network_policy, policy_name
 from ..resources.prelabel import (
     COMPONENT,
     VERSION_LABEL,
@@ -40,6 +42,7 @@ from .handler import Reconcile, reconciler, stalled_invalid
 
 RESOURCE = (GROUP, VERSION, PRELABEL_SERVICE.plural)
 API = f"{GROUP}/{VERSION}"
+NETWORK_POLICY_API = "networking.k8s.io/v1"
 
 
 class _NoTarget(Exception):
@@ -110,6 +113,7 @@ def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> Non
     for retired in plan.retired:
         kube.delete("apps/v1", "Deployment", deployment_name(owner, retired), owner.namespace)
     kube.apply(build_service(owner, plan.state.active, plan.serve_all_versions))
+    _restrict_ingress(context, owner, project)
 
     run.write(_status(owner, plan, observed))
     for reason, message in plan.events:
@@ -132,6 +136,24 @@ def _decision(reason: str, message: str, plan: Plan, observed: dict[str, Observe
     if reason == "RolledBack":
         return Decision(reason, message, figures, outcome=plan.rollback_cause or "", warning=True)
     return Decision(reason, message, figures)
+
+
+def _restrict_ingress(
+    context: OperatorContext, owner: Owner, project: dict[str, Any] | None
+) -> None:
+    """The service's NetworkPolicy (`resources.network`): applied for a managed project when
+    the operator makes policies, deleted otherwise (an external Label Studio's pods cannot be
+    named, and a policy without them would cut it off)."""
+    peer = context.config.network_policies
+    spec = (project or {}).get("spec") or {}
+    managed = bool((spec.get("labelStudio") or {}).get("managed"))
+    if peer is not None and managed and project is not None:
+        name = project["metadata"]["name"]
+        context.kube.apply(build_prelabel_network_policy(owner, peer, name))
+    else:
+        context.kube.delete(
+            NETWORK_POLICY_API, "NetworkPolicy", policy_name(owner), owner.namespace
+        )
 
 
 def _target(context: OperatorContext, owner: Owner, spec: PrelabelServiceSpec) -> Target:

@@ -24,7 +24,7 @@ import pydantic
 from .. import metrics
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB, GROUP, KINDS, PRELABEL_SERVICE, VERSION
 from ..api.annotationproject import AnnotationProjectStatus
-from ..api.finetunejob import FineTuneJobStatus
+from ..api.finetunejob import FineTuneJobStatus, Resources
 from ..api.prelabelservice import PrelabelServiceStatus
 from ..metrics import ObjectKey, Sample
 
@@ -52,7 +52,9 @@ def samples_of(
             return list(_project_samples(namespace, project, typed_project))
         if kind == FINE_TUNE_JOB.kind:
             typed_job = FineTuneJobStatus.model_validate(dict(status))
-            return list(_job_samples(namespace, project, typed_job))
+            resources = Resources.model_validate(spec.get("resources") or {})
+            gpus = resources.nodes * resources.gpus_per_node
+            return list(_job_samples(namespace, project, typed_job, gpus))
         if kind == PRELABEL_SERVICE.kind:
             typed_service = PrelabelServiceStatus.model_validate(dict(status))
             return list(_service_samples(namespace, project, name, typed_service))
@@ -93,20 +95,25 @@ def _project_samples(
             yield Sample("labelloop_prelabels_accepted", version, seen.accepted)
 
 
-def _job_samples(namespace: str, project: str, status: FineTuneJobStatus) -> Iterator[Sample]:
+def _job_samples(
+    namespace: str, project: str, status: FineTuneJobStatus, gpus: int
+) -> Iterator[Sample]:
     if status.phase is not None:
         phase = {"namespace": namespace, "project": project, "phase": status.phase}
         yield Sample("labelloop_finetunejobs", phase, 1)
     if status.model_version is None:
         return
     labels = {"namespace": namespace, "project": project, "version": status.model_version}
-    if status.phase == "Running" and status.progress is not None:
-        yield Sample("labelloop_training_epoch", labels, status.progress.epoch)
-        if status.progress.loss is not None:
-            yield Sample("labelloop_training_loss", labels, status.progress.loss)
+    if status.phase == "Running":
+        yield Sample("labelloop_training_gpus", labels, gpus)
+        if status.progress is not None:
+            yield Sample("labelloop_training_epoch", labels, status.progress.epoch)
+            if status.progress.loss is not None:
+                yield Sample("labelloop_training_loss", labels, status.progress.loss)
     if status.phase in ("Succeeded", "Failed") and status.start_time and status.completion_time:
         seconds = (_time(status.completion_time) - _time(status.start_time)).total_seconds()
         yield Sample("labelloop_model_training_seconds", labels, seconds)
+        yield Sample("labelloop_model_gpu_seconds", labels, seconds * gpus)
     if status.dataset is not None:
         yield Sample("labelloop_model_training_examples", labels, status.dataset.count)
     for metric, value in sorted(status.metrics.items()):
