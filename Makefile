@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help demo install install-labelstudio tools images lint format crds test e2e test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-gpu gpu-wheels clean
+.PHONY: help demo install install-labelstudio tools images lint format crds test e2e test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-tune bench-gpu gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -81,10 +81,13 @@ test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)
 test-fast: install ## unit tests only (no control plane, no Label Studio, no training)
 	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer"
 
-bench: bench-train bench-serve bench-al ## every benchmark; JSON reports in bench-reports/
+bench: bench-train bench-serve bench-al bench-tune ## every benchmark; JSON reports in bench-reports/
 
 bench-train: install ## trainer throughput and memory against a plain HF Trainer + peft (bench-reports/train.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_train.py
+
+bench-tune: install ## held-out macro-F1 and wall time: the trainer's defaults, its search and the HF Trainer + peft recipe (bench-reports/tune.json)
+	@$(BIN)/python trainer-image/benchmarks/bench_tune.py
 
 bench-serve: install ## prelabel server at 8/64/256 clients and a 5,000-task request, batched against one by one; fast path's macro-F1 (bench-reports/serve.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_serve.py

@@ -71,7 +71,7 @@ def test_server_fills_in_defaults(crds: Cluster, namespace: str) -> None:
         crds.kubectl("get", "ftj", "defaults", "-n", namespace, "-o", "json").stdout
     )
     spec = stored["spec"]
-    assert spec["hyperparameters"]["learningRate"] == 3e-5
+    assert spec["hyperparameters"]["learningRate"] == 1e-3
     assert spec["hyperparameters"]["lrScheduler"] == "cosine"
     assert spec["hyperparameters"]["earlyStopping"]["patience"] == 3
     assert spec["resources"]["nodes"] == 1

@@ -64,3 +64,25 @@ def test_train_and_evaluate_round_trip_on_dynasent(
     assert sum(map(sum, result["confusion_matrix"]["matrix"])) == 100
     assert result["dataset"]["cleaning"]["dropped"] == {"unknown_label": 2}
     assert result["modelVersion"] == version.name
+
+
+def test_a_first_version_is_gated_against_the_zero_shot_guess(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], minilm: Path
+) -> None:
+    """Before any version serves, `mustImprove` compares with the base model's zero-shot
+    prelabels on the same held-out annotations (what the local runner serves in round 0)."""
+    data = write_jsonl(tmp_path / "train.jsonl", dynasent_slice(0, 120, mixed=0))
+    code = main(
+        ["train", "--data", str(data), "--text-field", "sentence",
+         "--label-field", "gold_label", "--base-model", str(minilm),
+         "--output", str(tmp_path / "models"), "--epochs", "1", "--max-seq-length", "64",
+         "--promotion-metric", "f1"]
+    )  # fmt: skip
+    out, _ = capsys.readouterr()
+    assert code == 0
+    version = Path(out.strip().splitlines()[-1])
+    metrics = json.loads((version / "metrics.json").read_text(encoding="utf-8"))
+    verdict = metrics["promotion"]
+    assert verdict["servingVersion"] == "zero-shot"
+    assert 0 < verdict["servingScore"] < 1
+    assert verdict["passed"] is (verdict["candidateScore"] > verdict["servingScore"])

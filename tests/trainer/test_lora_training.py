@@ -171,9 +171,13 @@ def test_job_file_form_writes_the_result_line(
     tiny_model: Path,
 ) -> None:
     data = write_jsonl(tmp_path / "toy.jsonl", toy_sentences(20))
-    previous = tmp_path / "previous"
-    previous.mkdir()
-    (previous / "metrics.json").write_text(json.dumps({"metrics": {"macro_f1": 0.01}}))
+    # The serving version: one epoch at a tiny learning rate, a real version all the same.
+    code, previous, _ = train(
+        capsys,
+        ["--data", str(data), "--model-version", "serving", "--epochs", "1",
+         *fast_flags(tiny_model, tmp_path / "models"), "--learning-rate", "1e-6"],
+    )  # fmt: skip
+    assert code == 0 and previous is not None
     job = {
         "name": "reviews-r3", "namespace": "ml", "uid": "1234",
         "modelVersion": "reviews-r3-1a2b3c4d",
@@ -211,8 +215,12 @@ def test_job_file_form_writes_the_result_line(
     assert result["artifactUri"] == "pvc://models/reviews/reviews-r3-1a2b3c4d"
     assert result["dataset"]["count"] == 60
     assert {"accuracy", "macro_f1"} <= set(result["metrics"])
-    assert result["promotion"]["passed"] is (result["metrics"]["macro_f1"] > 0.01)
-    assert "previous 0.0100" in result["promotion"]["reason"]
+    # Both versions scored on the same held-out annotations, both scores in the verdict.
+    verdict = result["promotion"]
+    assert (verdict["metric"], verdict["servingVersion"]) == ("macro_f1", "serving")
+    assert verdict["candidateScore"] == pytest.approx(result["metrics"]["macro_f1"], abs=1e-6)
+    assert verdict["passed"] is (verdict["candidateScore"] > verdict["servingScore"])
+    assert "on the same annotations" in verdict["reason"]
     assert {"bestEpoch", "earlyStopped"} <= set(result)
     config = read(tmp_path / "models" / "reviews-r3-1a2b3c4d" / "config.json")
     assert config["hyper"]["seed"] == 3

@@ -47,8 +47,10 @@ def test_omitted_blocks_take_their_defaults() -> None:
     spec = parse_manifest(fine_tune_job()).spec
     assert isinstance(spec, FineTuneJobSpec)
     hp = spec.hyperparameters
-    assert (hp.learning_rate, hp.lr_scheduler, hp.early_stopping.patience) == (3e-5, "cosine", 3)
-    assert hp.early_stopping.metric == "eval_loss"
+    assert (hp.learning_rate, hp.lr_scheduler, hp.early_stopping.patience) == (1e-3, "cosine", 3)
+    # The epoch kept is the promotion gate's pick: macro-F1 without a gate.
+    assert hp.early_stopping.metric is None
+    assert hp.early_stopping.monitored(None) == "f1"
     assert hp.batch_size == "auto"
     res = spec.resources
     assert (res.nodes, res.gpus_per_node, res.gpu.min_memory_gib) == (1, 1, 24)
@@ -57,7 +59,7 @@ def test_omitted_blocks_take_their_defaults() -> None:
 def test_wire_form_round_trips() -> None:
     spec = parse_manifest(fine_tune_job()).spec
     wire = spec.to_wire()
-    assert wire["hyperparameters"]["learningRate"] == 3e-5
+    assert wire["hyperparameters"]["learningRate"] == 1e-3
     assert wire["resources"]["gpu"]["minMemoryGiB"] == 24
     assert FineTuneJobSpec.model_validate(wire) == spec
 

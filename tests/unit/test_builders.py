@@ -155,7 +155,7 @@ def test_job_file_follows_the_contract() -> None:
         "/mnt/models/base/minilm",
         "/mnt/models/reviews",
     )
-    assert document["spec"]["hyperparameters"]["learningRate"] == 3e-5
+    assert document["spec"]["hyperparameters"]["learningRate"] == 1e-3
 
 
 def test_project_export_passes_the_token_only_through_a_secret_reference() -> None:

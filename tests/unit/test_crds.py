@@ -62,5 +62,5 @@ def test_an_omitted_block_defaults_to_the_models_defaults() -> None:
     root = crd_manifest(ftj)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     hp = root["properties"]["spec"]["properties"]["hyperparameters"]
     assert hp["default"] == Hyperparameters().to_wire()
-    assert hp["default"]["learningRate"] == 3e-5
+    assert hp["default"]["learningRate"] == 1e-3
     assert hp["properties"]["earlyStopping"]["properties"]["patience"]["default"] == 3

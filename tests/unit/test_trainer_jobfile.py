@@ -117,6 +117,29 @@ def test_a_changed_api_default_changes_the_train_command(
     assert flags_config(tmp_path, "--epochs", "2").hyper.epochs == 2
 
 
+MONITOR_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("no gate: the default gate's metric, macro-F1", {}, "f1"),
+    ("the gate's metric", {"evaluation": {"metrics": ["accuracy"],
+                                          "promotion": {"metric": "accuracy"}}}, "accuracy"),
+    ("the seed's eval-loss patience, still expressible",
+     {"hyperparameters": {"earlyStopping": {"metric": "eval_loss", "patience": 3}},
+      "evaluation": {"promotion": {"metric": "f1"}}}, "eval_loss"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "monitor"), [c[1:] for c in MONITOR_CASES], ids=[c[0] for c in MONITOR_CASES]
+)
+def test_the_epoch_kept_is_the_gates_pick_by_default(spec: dict[str, Any], monitor: str) -> None:
+    assert config_of(job(spec)).hyper.monitor == monitor
+
+
+def test_the_flags_keep_the_epoch_the_flag_gate_would_pick(tmp_path: Path) -> None:
+    assert flags_config(tmp_path).hyper.monitor == "f1"
+    assert flags_config(tmp_path, "--promotion-metric", "accuracy").hyper.monitor == "accuracy"
+    assert flags_config(tmp_path, "--monitor", "eval_loss").hyper.monitor == "eval_loss"
+
+
 def test_flags_override_and_gate(tmp_path: Path) -> None:
     cfg = flags_config(
         tmp_path,

@@ -38,13 +38,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labelloop.api import finetunejob as api
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNASENT = REPO_ROOT.parent / "shared" / "data" / "dynasent-r1" / "dynasent-r1-dev.jsonl"
 LABELS = ("positive", "negative", "neutral")
 LEARNING_RATE = 3e-5
+BASELINE_BATCH_SIZE = 8
+"""`TrainingArguments`' own default."""
 MAX_LENGTH = 128
-SEED = 42
-EVAL_SPLIT = 0.2
+# The trainer's own split: its API defaults, which the baseline copies.
+SEED = api.Hyperparameters().seed
+EVAL_SPLIT = api.Hyperparameters().eval_split
 
 
 def minilm_dir() -> Path:
@@ -78,7 +83,6 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
     """labelloop's trainer with its defaults."""
     import torch
 
-    from labelloop.api import finetunejob as api
     from labelloop.api.labelconfig import TaskType
     from labelloop_trainer.training.distributed import started
     from labelloop_trainer.training.loop import train
@@ -121,8 +125,16 @@ def run_labelloop(data: Path, epochs: int, gpu: bool) -> dict[str, Any]:
     }
 
 
-def run_baseline(data: Path, epochs: int, gpu: bool, threads: int | None) -> dict[str, Any]:
-    """Hugging Face `Trainer` + peft with default `TrainingArguments`."""
+def run_baseline(
+    data: Path,
+    epochs: int,
+    gpu: bool,
+    threads: int | None,
+    *,
+    learning_rate: float = LEARNING_RATE,
+    batch_size: int = BASELINE_BATCH_SIZE,
+) -> dict[str, Any]:
+    """Hugging Face `Trainer` + peft with default `TrainingArguments` but these."""
     import numpy as np
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
@@ -166,7 +178,8 @@ def run_baseline(data: Path, epochs: int, gpu: bool, threads: int | None) -> dic
             args=TrainingArguments(
                 output_dir=output,
                 num_train_epochs=epochs,
-                learning_rate=LEARNING_RATE,
+                learning_rate=learning_rate,
+                per_device_train_batch_size=batch_size,
                 seed=SEED,
                 save_strategy="no",
                 report_to="none",
@@ -180,10 +193,12 @@ def run_baseline(data: Path, epochs: int, gpu: bool, threads: int | None) -> dic
         predicted = trainer.predict(eval_rows)  # type: ignore[arg-type]
     pred = np.asarray(predicted.predictions).argmax(-1).tolist()
     gold = [row["labels"] for row in eval_rows]
+    found = single_label(gold, pred, LABELS)
     return {
         "samples_per_second": len(train_rows) * epochs / seconds,
         "seconds": seconds,
-        "accuracy": single_label(gold, pred, LABELS)["accuracy"],
+        "accuracy": found["accuracy"],
+        "macro_f1": found["macro_f1"],
         "batch_size": trainer.args.per_device_train_batch_size,
         "threads": torch.get_num_threads(),
         "peak_memory_mib": peak_memory_mib(gpu),
@@ -217,13 +232,28 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "train.json")
     parser.add_argument("--baseline-threads", type=int, help="CPU threads of the baseline")
     parser.add_argument("--role", choices=("labelloop", "baseline"), help=argparse.SUPPRESS)
+    # The baseline's settings when another script runs it as a recipe (bench_tune.py).
+    parser.add_argument(
+        "--learning-rate", type=float, default=LEARNING_RATE, help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=BASELINE_BATCH_SIZE, help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     epochs = args.epochs or (3 if args.gpu else 1)
     if args.role == "labelloop":
         print(json.dumps(run_labelloop(args.data, epochs, args.gpu)))
         return
     if args.role == "baseline":
-        print(json.dumps(run_baseline(args.data, epochs, args.gpu, args.baseline_threads)))
+        baseline = run_baseline(
+            args.data,
+            epochs,
+            args.gpu,
+            args.baseline_threads,
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+        )
+        print(json.dumps(baseline))
         return
 
     rows = args.data.read_text(encoding="utf-8").splitlines()

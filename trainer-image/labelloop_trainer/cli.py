@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
 from labelloop.api import finetunejob as api
+from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.errors import BadInputError, TrainerError, invalid
 from labelloop_trainer.training import scores, settings
 from labelloop_trainer.training.settings import TrainConfig
@@ -140,7 +141,8 @@ def parser() -> argparse.ArgumentParser:
             )
     train.add_argument(
         "--monitor",
-        help=f"early-stopping metric, a plug-in's too (default: {api.EarlyStopping().metric})",
+        help="metric that picks the epoch kept and stops early, a plug-in's too "
+        f"(default: --promotion-metric, else {api.EarlyStopping().monitored(None)})",
     )
     _evaluation_flags(train)
     train.add_argument("--promotion-metric", help="gate metric (enables the gate)")
@@ -232,7 +234,10 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
         base_model_dir=args.base_model,
         output_dir=args.output,
         model_version=args.model_version,
-        hyper=settings.Hyperparameters.from_api(hyper, monitor=args.monitor),
+        # The epoch kept is the gate's pick, as in a job file: --monitor, else the gate's metric.
+        hyper=settings.Hyperparameters.from_api(
+            hyper, monitor=args.monitor or args.promotion_metric
+        ),
         lora=settings.LoraSettings.from_api(lora),
         metrics=(*api.Evaluation().metrics, *(args.metrics or ())),
         promotion=promotion,
@@ -272,12 +277,16 @@ def run_export(args: argparse.Namespace) -> Path:
 
 
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """Score a version; with `--previous`, also judge its own gate against that version."""
+    """Score a version; with `--previous`, also score that version on the same rows and judge
+    the new one's gate against it."""
     from labelloop_trainer.training.evaluate import evaluate_version
-    from labelloop_trainer.training.gate import judge, previous_metrics
+    from labelloop_trainer.training.gate import judge
+    from labelloop_trainer.training.incumbent import check, score_version_dir
+    from labelloop_trainer.training.output import read_label_map
 
+    check(args.previous)
     _, plugins = scores.requested(args.metrics or ())
-    result = evaluate_version(
+    result, dataset = evaluate_version(
         args.model,
         args.data,
         args.text_field,
@@ -294,9 +303,11 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             gate.get("minimum", default.minimum),
             gate.get("must_improve", default.must_improve),
         )
-        result["promotion"] = judge(
-            promotion, scores.scalars(result), previous_metrics(args.previous)
-        ).to_json()
+        task_type = TaskType(read_label_map(args.model)["taskType"])
+        serving = score_version_dir(
+            args.previous, task_type, dataset.labels, dataset.examples, plugins=plugins
+        )
+        result["promotion"] = judge(promotion, scores.scalars(result), serving).to_json()
     return result
 
 

@@ -50,12 +50,19 @@ class Method(ApiModel):
 
 
 class EarlyStopping(ApiModel):
-    """Stop when the monitored metric stops improving."""
+    """Keep the best epoch, and stop when the monitored metric stops improving."""
 
     patience: Annotated[int, Field(ge=1, le=100)] = 3
     """Evaluations without improvement before training stops."""
-    metric: Literal["eval_loss", "accuracy", "precision", "recall", "f1"] = "eval_loss"
-    """Monitored metric; eval_loss is minimised, the others maximised."""
+    metric: Literal["eval_loss", "accuracy", "precision", "recall", "f1"] | None = None
+    """Monitored metric, which also picks the epoch kept; eval_loss is minimised, the others
+    maximised. Unset: the promotion gate's metric (macro-F1 without a gate), so the version
+    kept is the one the gate would rather promote. `eval_loss` keeps the epoch of lowest
+    loss instead."""
+
+    def monitored(self, promotion: Promotion | None) -> str:
+        """The metric this watches: its own, else the gate's, else the default gate's."""
+        return self.metric or (promotion or Promotion()).metric
 
 
 class Hyperparameters(ApiModel):
@@ -73,8 +80,11 @@ class Hyperparameters(ApiModel):
         ),
     )
 
-    learning_rate: Annotated[float, Field(gt=0, le=1)] = 3e-5
-    """Peak learning rate."""
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-3
+    """Peak learning rate. LoRA adapters start at zero and train a small share of the
+    weights, so they need far larger steps than full fine-tuning's usual 3e-5: on DynaSent
+    with MiniLM, 3e-5 reached macro-F1 0.40 on three classes, 1e-3 0.70 on all 1,950
+    training rows and 0.63 on 480 (where 5e-4 gave 0.58)."""
     lr_scheduler: LrScheduler = "cosine"
     """Learning-rate schedule after warm-up."""
     warmup_ratio: Annotated[float, Field(ge=0, le=0.5)] = 0.1
@@ -83,8 +93,9 @@ class Hyperparameters(ApiModel):
     """Passes over the training data (early stopping may end sooner)."""
     # Typed loosely on purpose: the invariant above gives one message for every bad value.
     batch_size: Annotated[int | str, Field(union_mode="left_to_right")] = "auto"
-    """Per-device batch size, or `auto`: the largest that fits in a third of the GPU's memory
-    (a fixed default on CPU)."""
+    """Per-device batch size, or `auto`: the largest power of two that leaves every epoch at
+    least 50 optimiser steps (an adapter learns from its number of updates), between 4 and
+    16 on a CPU, and on a GPU within a third of its memory."""
     gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
     """Batches whose gradients are summed before each optimiser step."""
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -271,12 +282,22 @@ class Progress(ApiModel):
 
 
 class PromotionVerdict(ApiModel):
-    """Result of the promotion gate."""
+    """Result of the promotion gate: this version and the serving one, scored on the same
+    held-out annotations."""
 
     passed: bool
     """Whether the version may be rolled out."""
     reason: str = ""
     """Why, for a person."""
+    metric: str | None = None
+    """The metric compared, as computed (`macro_f1` for `f1`)."""
+    candidate_score: float | None = None
+    """This version's value of it on the held-out annotations."""
+    serving_score: float | None = None
+    """The serving version's value on the same annotations (before any version serves, the
+    base model's zero-shot guess); unset when nothing could be compared."""
+    serving_version: str | None = None
+    """The version compared with: its name, or `zero-shot`."""
 
 
 class FineTuneJobStatus(CommonStatus):

@@ -108,6 +108,16 @@ FINE_TUNE_JOB = Kind(
             "Macro-F1", "number", ".status.metrics.macro_f1", "Macro F1 on the held-out split."
         ),
         READY_REASON,
+        PrinterColumn(
+            "Gate", "boolean", ".status.promotion.passed", "Whether the promotion gate passed.", 1
+        ),
+        PrinterColumn(
+            "Serving-Score",
+            "number",
+            ".status.promotion.servingScore",
+            "The serving version's score on the same held-out annotations.",
+            1,
+        ),
         PrinterColumn("Job", "string", ".status.jobName", "The batch/v1 Job.", 1),
         PrinterColumn("Epoch", "number", ".status.progress.epoch", "Current epoch.", 1),
         AGE,

@@ -1,10 +1,9 @@
 """Round 0's prelabeler: the base encoder's zero-shot guess, before any fine-tuned version.
 
-A text and each label's description are embedded by the base model (mean-pooled over the
-tokens, L2-normalised, as sentence-transformers checkpoints such as all-MiniLM are trained
-to be used), and the label scores are a softmax over the cosine similarities. Cosines of
-unrelated sentences sit close together (a spread of a few hundredths), so they are divided
-by a temperature before the softmax; otherwise every score would be near 1/labels and
+The guess itself is `training/zeroshot.py`'s (the promotion gate scores the same guesses);
+here the label scores are a softmax over the cosine similarities. Cosines of unrelated
+sentences sit close together (a spread of a few hundredths), so they are divided by a
+temperature before the softmax; otherwise every score would be near 1/labels and
 uncertainty sampling would have nothing to order by.
 
 The labels come from the label config each request carries, embedded once per label set,
@@ -20,20 +19,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, PreTrainedModel
 
 from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.serving.chain import ClassScores, Scores, TextInput
 from labelloop_trainer.serving.fast_path import choose_forward
 from labelloop_trainer.training.modeling import load_tokenizer
+from labelloop_trainer.training.zeroshot import (
+    DEFAULT_TEMPLATE,
+    describe,
+    load_encoder,
+    pooled,
+    tokenize,
+)
 
 DEFAULT_TEMPERATURE = 0.05
-DEFAULT_TEMPLATE = "{description}"
-"""How a label's description is put into a sentence before it is embedded. Bare words did
-as well as English sentence frames on DynaSent (about 0.40 accuracy on three classes either
-way), and they assume no language."""
-MAX_LENGTH = 256
 GENERIC_DIR_NAMES = frozenset({"model", "base", "base-model", "base_model"})
 """Directory names that say nothing about the model; the parent's name is used instead."""
 
@@ -63,12 +63,7 @@ class ZeroShotScorer:
         if temperature <= 0:
             raise BadInputError(f"--zero-shot-temperature: must be positive, got {temperature}")
         self._tokenizer = load_tokenizer(base_model_dir)
-        try:
-            model: PreTrainedModel = AutoModel.from_pretrained(
-                str(base_model_dir), local_files_only=True
-            )
-        except (OSError, ValueError) as err:
-            raise BadInputError(f"--base-model: cannot load {base_model_dir}: {err}") from err
+        model = load_encoder(base_model_dir)
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         module: torch.nn.Module = model
         module.to(self._device)
@@ -99,8 +94,7 @@ class ZeroShotScorer:
 
     def description(self, label: str) -> str:
         """What is embedded for `label`: its configured description, or its name in words."""
-        described = self._descriptions.get(label) or re.sub(r"[_-]+", " ", label)
-        return self._template.format(description=described, label=label)
+        return describe(label, self._descriptions, self._template)
 
     def score(self, items: Sequence[TextInput]) -> list[Scores]:
         """One matrix product per label set in the batch (usually one), not one per text: in
@@ -121,16 +115,10 @@ class ZeroShotScorer:
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Mean-pooled, L2-normalised embeddings, one row per text."""
         inputs = self._tokenize(texts)
-        hidden = self._forward(inputs)
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled(self._forward(inputs), inputs["attention_mask"])
 
     def _tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = self._tokenizer(
-            list(texts), truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt"
-        )
-        return {k: v.to(self._device) for k, v in encoded.items()}
+        return tokenize(self._tokenizer, texts, self._device)
 
     def _labels(self, labels: tuple[str, ...]) -> torch.Tensor:
         vectors = self._label_vectors.get(labels)

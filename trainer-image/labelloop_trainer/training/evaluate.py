@@ -20,9 +20,10 @@ import torch
 from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.training import scores
 from labelloop_trainer.training.batches import eval_batches, iterate
-from labelloop_trainer.training.data import load_dataset
+from labelloop_trainer.training.data import Dataset, Example, load_dataset
 from labelloop_trainer.training.distributed import Context, gather
 from labelloop_trainer.training.features import IGNORE, Feature, encode, output_names
+from labelloop_trainer.training.output import LoadedVersion, load_version
 
 Prediction = int | tuple[bool, ...] | tuple[int, ...]
 """A class id, a multi-hot choice, or the tag ids of the scored tokens (NER)."""
@@ -30,15 +31,16 @@ Prediction = int | tuple[bool, ...] | tuple[int, ...]
 
 @dataclass(frozen=True)
 class Predictions:
-    """Predictions by example index, and the summed loss."""
+    """Predictions by example index, and the summed loss (None: a model without one, such
+    as the zero-shot guess)."""
 
     by_index: dict[int, Prediction]
-    loss_sum: float
+    loss_sum: float | None
 
     @property
-    def loss(self) -> float:
+    def loss(self) -> float | None:
         """The mean loss per example."""
-        return self.loss_sum / max(1, len(self.by_index))
+        return None if self.loss_sum is None else self.loss_sum / max(1, len(self.by_index))
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
@@ -104,7 +106,7 @@ def predict_sharded(
     )
     merged: dict[int, Prediction] = {}
     loss_sum = 0.0
-    for part in gather(ctx, (mine.by_index, mine.loss_sum)):
+    for part in gather(ctx, (mine.by_index, mine.loss_sum or 0.0)):
         merged.update(part[0])
         loss_sum += part[1]
     return Predictions(merged, loss_sum)
@@ -137,7 +139,8 @@ def score(
         gold = [[names[t] for t in _tag_ids(features[i].target) if t != IGNORE] for i in order]
         pred = [[names[t] for t in _tag_ids(predictions.by_index[i])] for i in order]
         result = scores.ner(gold, pred, labels)
-    result["eval_loss"] = predictions.loss
+    if predictions.loss is not None:
+        result["eval_loss"] = predictions.loss
     result.update(scores.run_plugins(plugins, gold, pred, labels))
     return result
 
@@ -157,6 +160,28 @@ def _tag_ids(value: object) -> tuple[int, ...]:
     return tuple(int(x) for x in value)
 
 
+def score_version(
+    loaded: LoadedVersion,
+    examples: Sequence[Example],
+    *,
+    plugins: Sequence[str] = (),
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Every metric of a loaded version on `examples` (whose labels it must know)."""
+    trained = loaded.label_map
+    task_type = TaskType(trained["taskType"])
+    labels: list[str] = trained["labels"]
+    features = encode(examples, loaded.tokenizer, task_type, labels, trained["maxSequenceLength"])
+    lengths = [len(f.input_ids) for f in features]
+    pad_id = loaded.tokenizer.pad_token_id or 0
+    device = next(loaded.model.parameters()).device
+    batches = eval_batches(lengths, batch_size, 0, 1)
+    predictions = predict(
+        loaded.model, features, batches, task_type=task_type, pad_id=pad_id, device=device
+    )
+    return score(task_type, labels, features, predictions, plugins)
+
+
 def evaluate_version(
     version_dir: Path,
     data_path: Path,
@@ -165,33 +190,19 @@ def evaluate_version(
     *,
     plugins: Sequence[str] = (),
     base_model_dir: Path | None = None,
-    batch_size: int = 64,
-) -> dict[str, Any]:
-    """Score a saved version on a labelled file (rows with labels it lacks are dropped)."""
-    from labelloop_trainer.training.output import load_version
-
+) -> tuple[dict[str, Any], Dataset]:
+    """Score a saved version on a labelled file (rows with labels it lacks are dropped); the
+    result and the rows it was scored on."""
     loaded = load_version(version_dir, base_model_dir)
     trained = loaded.label_map
-    task_type = TaskType(trained["taskType"])
-    labels: list[str] = trained["labels"]
     dataset = load_dataset(
         data_path,
         text_field or trained["textField"],
         label_field or trained["labelField"],
-        task_type,
-        labels,
+        TaskType(trained["taskType"]),
+        trained["labels"],
     )
-    features = encode(
-        dataset.examples, loaded.tokenizer, task_type, labels, trained["maxSequenceLength"]
-    )
-    lengths = [len(f.input_ids) for f in features]
-    pad_id = loaded.tokenizer.pad_token_id or 0
-    device = next(loaded.model.parameters()).device
-    batches = eval_batches(lengths, batch_size, 0, 1)
-    predictions = predict(
-        loaded.model, features, batches, task_type=task_type, pad_id=pad_id, device=device
-    )
-    result = score(task_type, labels, features, predictions, plugins)
-    result["dataset"] = {"count": len(features), "cleaning": dataset.report.to_json()}
+    result = score_version(loaded, dataset.examples, plugins=plugins)
+    result["dataset"] = {"count": len(dataset.examples), "cleaning": dataset.report.to_json()}
     result["modelVersion"] = version_dir.name
-    return result
+    return result, dataset

@@ -73,7 +73,9 @@ def train_config(job: JobFile, data: DataSettings) -> TrainConfig:
         base_model_dir=Path(job.base_model_dir),
         output_dir=Path(job.output_dir),
         model_version=job.model_version,
-        hyper=Hyperparameters.from_api(spec.hyperparameters),
+        hyper=Hyperparameters.from_api(
+            spec.hyperparameters, monitor=spec.hyperparameters.early_stopping.monitored(gate)
+        ),
         lora=LoraSettings.from_api(spec.method.lora),
         metrics=tuple(spec.evaluation.metrics),
         promotion=None if gate is None else Promotion.from_api(gate),

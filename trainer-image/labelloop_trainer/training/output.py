@@ -95,6 +95,17 @@ class LoadedVersion:
     label_map: dict[str, Any]
 
 
+def read_label_map(version_dir: Path) -> dict[str, Any]:
+    """A version's `label_map.json`: its task type, labels and fields."""
+    try:
+        label_map: dict[str, Any] = json.loads(
+            (version_dir / "label_map.json").read_text(encoding="utf-8")
+        )
+    except (OSError, json.JSONDecodeError) as err:
+        raise BadInputError(f"model: {version_dir} is not a model version: {err}") from err
+    return label_map
+
+
 def load_version(
     version_dir: Path, base_model_dir: Path | None = None, device: str | None = None
 ) -> LoadedVersion:
@@ -103,8 +114,8 @@ def load_version(
     `base_model_dir` overrides where the base model is looked for (a volume may be mounted
     elsewhere than where the version was trained).
     """
+    label_map = read_label_map(version_dir)
     try:
-        label_map = json.loads((version_dir / "label_map.json").read_text(encoding="utf-8"))
         base = json.loads((version_dir / "base_model.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise BadInputError(f"model: {version_dir} is not a model version: {err}") from err

@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 from labelloop.api.jobfile import JobFile
-from labelloop_trainer.training import jobfile, scores
+from labelloop_trainer.training import incumbent, jobfile, scores
 from labelloop_trainer.training.distributed import barrier, started
 from labelloop_trainer.training.export import Source, exports_dir, materialise
-from labelloop_trainer.training.gate import judge, previous_metrics
+from labelloop_trainer.training.gate import judge
 from labelloop_trainer.training.kube_status import reporter
 from labelloop_trainer.training.loop import checkpoint_dir, train
 from labelloop_trainer.training.output import check_new, write_result, write_version
@@ -41,7 +41,7 @@ def job_data(job: JobFile) -> DataSettings:
 
 def run_train(cfg: TrainConfig) -> Path | None:
     """Train, judge the gate and write the version; the version directory on rank 0."""
-    previous = previous_metrics(cfg.previous_version_dir)
+    incumbent.check(cfg.previous_version_dir)
     with started() as ctx:
         progress = Progress(enabled=ctx.is_main)
         if ctx.is_main:
@@ -54,7 +54,17 @@ def run_train(cfg: TrainConfig) -> Path | None:
             barrier(ctx)
             return None
         scalars = scores.scalars(outcome.metrics)
-        verdict = judge(cfg.promotion, scalars, previous)
+        serving = None
+        if cfg.promotion is not None:
+            serving = incumbent.score_incumbent(
+                cfg.previous_version_dir,
+                cfg.base_model_dir,
+                cfg.data.task_type,
+                outcome.labels,
+                outcome.held_out,
+                plugins=scores.requested(cfg.metrics)[1],
+            )
+        verdict = judge(cfg.promotion, scalars, serving)
         resolved = cfg.to_json() | {"model_version": outcome.version}
         resolved["hyper"]["batch_size"] = outcome.batch_size
         directory = write_version(

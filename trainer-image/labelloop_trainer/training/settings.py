@@ -82,12 +82,14 @@ class Hyperparameters:
     eval_split: float
     patience: int
     monitor: str
-    """Early-stopping metric (API names such as `f1` are accepted, and plug-ins' names)."""
+    """The metric that picks the epoch kept and ends training early (API names such as `f1`
+    are accepted, and plug-ins' names)."""
 
     @classmethod
     def from_api(cls, h: api.Hyperparameters, *, monitor: str | None = None) -> Hyperparameters:
-        """`h` as the trainer uses it; `monitor` may name a plug-in metric, which the API's
-        `earlyStopping.metric` cannot."""
+        """`h` as the trainer uses it. `monitor` overrides the API's choice
+        (`EarlyStopping.monitored` without a gate); it may name the gate's metric or a plug-in
+        metric, which the API's `earlyStopping.metric` cannot."""
         return cls(
             learning_rate=h.learning_rate,
             lr_scheduler=h.lr_scheduler,
@@ -100,7 +102,7 @@ class Hyperparameters:
             seed=h.seed,
             eval_split=h.eval_split,
             patience=h.early_stopping.patience,
-            monitor=monitor or h.early_stopping.metric,
+            monitor=monitor or h.early_stopping.monitored(None),
         )
 
 

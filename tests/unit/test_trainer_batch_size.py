@@ -1,0 +1,35 @@
+"""`batchSize: auto` before memory is asked: enough optimiser steps per epoch first."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelloop_trainer.training.loop import MIN_STEPS_PER_EPOCH, steps_cap
+
+CASES: list[tuple[str, int, int, int, bool, int]] = [
+    # name, training examples, processes, accumulation, gpu, cap
+    ("a first round's 160 labels: the floor", 160, 1, 1, False, 4),
+    ("480 labels", 480, 1, 1, False, 8),
+    ("all of DynaSent on a CPU: at most 16", 1950, 1, 1, False, 16),
+    ("all of DynaSent on a GPU: steps decide", 1950, 1, 1, True, 32),
+    ("11,539 tweets on a GPU: not 1,024", 11539, 1, 1, True, 128),
+    ("the same split over 4 GPUs", 11539, 4, 1, True, 32),
+    ("accumulation counts towards a step", 11539, 1, 4, True, 32),
+    ("a million rows: memory's cap", 1_000_000, 1, 1, True, 1024),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("examples", "world", "accumulation", "gpu", "cap"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_steps_cap(examples: int, world: int, accumulation: int, gpu: bool, cap: int) -> None:
+    assert steps_cap(examples, world, accumulation, gpu) == cap
+
+
+@pytest.mark.parametrize("examples", [400, 1950, 11539, 100_000])
+def test_an_epoch_keeps_enough_steps_above_the_floor(examples: int) -> None:
+    size = steps_cap(examples, 1, 1, gpu=True)
+    assert size & (size - 1) == 0  # a power of two
+    assert examples / size >= MIN_STEPS_PER_EPOCH or size == 4
