@@ -5,9 +5,11 @@ the operator's own builders make."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from labelloop.api import PrelabelServiceSpec
 from labelloop.api.annotationproject import ManagedLabelStudio
@@ -149,3 +151,16 @@ def test_the_operators_peers_come_from_json_with_each_missing_field_named() -> N
     assert [s.namespace for s in peers.scrapers] == ["monitoring"]
     with pytest.raises(ValueError, match=r"operator\.podLabels"):
         PolicyPeers.model_validate_json('{"operator": {"namespace": "x"}}')
+
+
+def test_the_local_examples_postgresql_admits_its_projects_label_studio_only() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "local" / "10-postgres.yaml"
+    docs = [d for d in yaml.safe_load_all(examples.read_text()) if d]
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    (postgres,) = [d for d in docs if d["kind"] == "Deployment"]
+    target = ("labelloop-local", pod_labels_of(postgres))
+    project_pods = ("labelloop-local", label_studio_pods("reviews", "labelloop-local"))
+    assert admits(policy, project_pods, target, 5432)
+    assert not admits(policy, ("labelloop-local", label_studio_pods("other")), target, 5432)
+    assert not admits(policy, ("labelloop-local", prelabel_pods()), target, 5432)
+    assert not admits(policy, project_pods, target, 22)
