@@ -5,8 +5,9 @@ The operator renders the job file with `previousVersionDir` (the serving version
 the run starts); the training Job is created suspended (a Kueue queue), so its pod does not
 run on kwok. Its command runs here instead (`trainer.operator_job.run_job_locally`): the
 trainer exports the project's annotations from the session's real Label Studio, trains a tiny
-model and judges the gate against the serving version's `metrics.json` (macro-F1 0.9). Its
-result line goes back as the pod's termination message (kwok's `labelloop.io/kwok-result`
+model and judges the gate against the serving version (a real one, trained well on the same
+sentences), which it scores on the new version's held-out annotations. Its result line goes
+back as the pod's termination message (kwok's `labelloop.io/kwok-result`
 stage, set on the still-suspended Job's pod template, as an admission controller would, then
 the Job is resumed, as Kueue would), and the operator copies it into the FineTuneJob's status.
 With `autoPromote` the PrelabelService keeps the better version under `mustImprove: true` and
@@ -28,8 +29,9 @@ from fixtures.operator import apply, b64, bound_claim, condition, eventually, ge
 from labelloop.api.labelconfig import build_result, parse_label_config
 from labelloop.controllers.finetunejob import PREVIOUS_VERSION_ANNOTATION
 from labelloop.labelstudio.client import LabelStudioClient
+from labelloop_trainer.cli import main
 from trainer.operator_job import run_job_locally
-from trainer.support import build_tiny_model, toy_sentences
+from trainer.support import build_tiny_model, fast_flags, toy_sentences, write_jsonl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.labelstudio, pytest.mark.trainer]
 
@@ -41,7 +43,6 @@ CONFIG = (
 SCHEMA = parse_label_config(CONFIG)
 SERVING = "v1"
 SERVING_URI = f"pvc://models/reviews/{SERVING}"
-SERVING_F1 = 0.9
 
 
 def project(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def fine_tune_job(name: str, *, must_improve: bool) -> dict[str, Any]:
             # Held back in a queue: the test runs the pod's command itself, then resumes it.
             "resources": {"gpusPerNode": 1, "queueName": "gpu-team"},
             "method": {"type": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
-            # One short epoch: a model well below the serving version's 0.9.
+            # One short epoch: a model well below the serving version.
             "hyperparameters": {
                 "epochs": 1, "batchSize": 8, "learningRate": 1e-4, "maxSequenceLength": 32,
                 "warmupRatio": 0.0, "evalSplit": 0.3,
@@ -100,20 +101,25 @@ def fine_tune_job(name: str, *, must_improve: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def serving_pods_volumes(root: Path) -> None:
-    """The claims as the pod would see them: the base model, and the serving version's
-    directory with its metrics."""
+def serving_pods_volumes(root: Path, rows: list[dict[str, Any]]) -> None:
+    """The claims as the pod would see them: the base model, and the serving version, trained
+    here for many epochs on the project's sentences."""
     base = root / "mnt" / "models" / "base" / "tiny"
     base.parent.mkdir(parents=True, exist_ok=True)
     if not base.exists():
         base.symlink_to(build_tiny_model(), target_is_directory=True)
-    serving = root / "mnt" / "models" / "reviews" / SERVING
-    serving.mkdir(parents=True, exist_ok=True)
-    metrics = {"metrics": {"accuracy": SERVING_F1, "macro_f1": SERVING_F1}}
-    (serving / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    data = write_jsonl(root / "serving.jsonl", rows)
+    code = main(
+        ["train", "--data", str(data), "--model-version", SERVING, "--epochs", "8",
+         *fast_flags(base, root / "mnt" / "models" / "reviews"),
+         "--target-modules", "query,key,value,dense", "--learning-rate", "0.01"]
+    )  # fmt: skip
+    assert code == 0
 
 
-def train_here(kube: Cluster, ns: str, name: str, root: Path, token: str) -> dict[str, Any]:
+def train_here(
+    kube: Cluster, ns: str, name: str, root: Path, *, token: str, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Run the operator's Job for FineTuneJob `name` here; its result line."""
     config_map = eventually(lambda: get(kube, "configmap", name, ns), f"{name}'s job file")
     job = eventually(lambda: get(kube, "job", name, ns), f"{name}'s training Job")
@@ -123,11 +129,14 @@ def train_here(kube: Cluster, ns: str, name: str, root: Path, token: str) -> dic
     assert job_file["previousVersionDir"] == f"/mnt/models/reviews/{SERVING}"
     ftj = get(kube, "ftj", name, ns) or {}
     assert ftj["metadata"]["annotations"][PREVIOUS_VERSION_ANNOTATION] == SERVING_URI
-    serving_pods_volumes(root)
+    serving_pods_volumes(root, rows)
     run = run_job_locally(job, config_map, root, secrets={("ls-token", "token"): token})
     assert run.process.returncode == 0, run.process.stderr[-3000:]
     result = run.result()
-    assert result["metrics"]["macro_f1"] < SERVING_F1, result["metrics"]
+    # Both scored on the new version's held-out annotations.
+    verdict = result["promotion"]
+    assert verdict["servingVersion"] == SERVING
+    assert verdict["candidateScore"] < verdict["servingScore"], verdict
     return result
 
 
@@ -177,11 +186,12 @@ def test_a_worse_version_is_not_promoted_under_must_improve(
 
     # mustImprove: true. The new version is worse than v1: written, not promoted.
     apply(kube, ns, fine_tune_job("reviews-r2", must_improve=True))
-    result = train_here(kube, ns, "reviews-r2", tmp_path / "r2", token)
+    result = train_here(kube, ns, "reviews-r2", tmp_path / "r2", token=token, rows=rows)
     assert result["promotion"]["passed"] is False
-    assert "does not improve on the previous 0.9000" in result["promotion"]["reason"]
+    assert f"does not improve on {SERVING}'s" in result["promotion"]["reason"]
     status = report_back(kube, ns, "reviews-r2", result)
     assert status["promotion"]["passed"] is False
+    assert status["promotion"]["servingScore"] == result["promotion"]["servingScore"]
     time.sleep(12)  # two PrelabelService passes
     kept = active(kube, ns, SERVING)
     assert kept is not None, status_of(kube, "pls", "reviews", ns)
@@ -189,7 +199,7 @@ def test_a_worse_version_is_not_promoted_under_must_improve(
 
     # mustImprove: false. The same kind of version passes its gate and is promoted.
     apply(kube, ns, fine_tune_job("reviews-r3", must_improve=False))
-    result = train_here(kube, ns, "reviews-r3", tmp_path / "r3", token)
+    result = train_here(kube, ns, "reviews-r3", tmp_path / "r3", token=token, rows=rows)
     assert result["promotion"]["passed"] is True
     assert report_back(kube, ns, "reviews-r3", result)["promotion"]["passed"] is True
     promoted = eventually(lambda: active(kube, ns, result["modelVersion"]), "r3 promoted")
