@@ -57,6 +57,9 @@ def _operator(args: argparse.Namespace) -> int:
         webhook_replay_window_seconds=args.webhook_replay_window,
         metrics_listen=args.metrics_listen or None,
         workload_scheduling=args.workload_scheduling,
+        resync_seconds=args.resync_seconds,
+        label_studio_poll_seconds=args.label_studio_poll_seconds,
+        label_studio_requests_per_server=args.label_studio_requests_per_server,
         network_policies=args.network_policies,
     )
     if args.service_cidr:  # else OperatorConfig's default
@@ -112,6 +115,13 @@ def _positive_seconds(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, 1 or more")
     return value
+
+
+def _positive_count(text: str) -> int:
+    try:
+        return _positive_seconds(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 1 or more") from None
 
 
 def _network(text: str) -> str:
@@ -284,6 +294,40 @@ def _add_local_commands(commands: Any) -> None:
     demo.set_defaults(run=_demo)
 
 
+def _add_pacing_flags(operator: argparse.ArgumentParser) -> None:
+    """How often the operator looks again when nothing told it to, and how hard it may press
+    Label Studio."""
+    from .controllers.context import OperatorConfig
+
+    defaults = OperatorConfig()
+    pacing = operator.add_argument_group("pacing")
+    pacing.add_argument(
+        "--resync-seconds",
+        type=_positive_seconds,
+        default=defaults.resync_seconds,
+        metavar="SECONDS",
+        help="reconcile every object this often even when nothing changed, a safety net for "
+        f"lost watch events; changes are acted on at once (default {defaults.resync_seconds})",
+    )
+    pacing.add_argument(
+        "--label-studio-poll-seconds",
+        type=_positive_seconds,
+        default=defaults.label_studio_poll_seconds,
+        metavar="SECONDS",
+        help="ask each Label Studio server this often which projects changed (a few requests "
+        "per server), for annotations no webhook reported "
+        f"(default {defaults.label_studio_poll_seconds})",
+    )
+    pacing.add_argument(
+        "--label-studio-requests-per-server",
+        type=_positive_count,
+        default=defaults.label_studio_requests_per_server,
+        metavar="N",
+        help="the most requests in flight to one Label Studio server "
+        f"(default {defaults.label_studio_requests_per_server})",
+    )
+
+
 def _add_leader_election_flags(operator: argparse.ArgumentParser) -> None:
     from .leader.policy import DEFAULT_LEASE_NAME, Timing
 
@@ -450,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=["json", "plain"], default="json", help="log format (default json)"
     )
     _add_leader_election_flags(operator)
+    _add_pacing_flags(operator)
     operator.set_defaults(run=_operator)
     _add_local_commands(commands)
     return parser

@@ -17,8 +17,10 @@ from typing import Any
 import kopf
 
 from . import controllers, metrics
+from .controllers.cache import WATCHED, WatchCache
 from .controllers.context import OperatorConfig, OperatorContext
 from .controllers.kube import Kube, load_credentials
+from .labelstudio.pool import LabelStudioClients
 from .leader.elector import Elector, leadership
 from .leader.lease import LeaseStore, election_api_client
 from .leader.policy import Election
@@ -58,14 +60,19 @@ def run(
         settings.scanning.disabled = bool(namespaces) and not any(
             set(n) & GLOB_CHARACTERS for n in namespaces
         )
-        memo["context"] = OperatorContext(kube=Kube(load_credentials()), config=config)
+        memo["context"] = OperatorContext(
+            kube=Kube(load_credentials(), WatchCache(WATCHED)),
+            config=config,
+            label_studio=LabelStudioClients(config.label_studio_requests_per_server),
+            executor=settings.execution.executor,
+        )
 
     assert controllers  # the import registers the handlers
     release_on_delete(kopf.get_default_registry())
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN}
     kopf.configure(verbose=False, log_format=formats[log_format], log_prefix=False)
-    # Timers reconcile every few seconds; a line per successful run would drown the rest.
-    # Failures are still logged, and transitions are posted as Events.
+    # A line per handled watch event would drown the rest. Failures are still logged (once
+    # per transition, controllers.driver), and transitions are posted as Events.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Served by standbys too: a scrape sees every replica, and labelloop_leader tells which acts.
     if config.metrics_listen:

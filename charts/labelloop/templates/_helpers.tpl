@@ -74,8 +74,12 @@ prelabel servers besides each project's Label Studio. */}}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]
+# Services are watched: a change wakes the reconcile of the object that owns them.
 - apiGroups: [""]
-  resources: [services, configmaps, persistentvolumeclaims]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [configmaps, persistentvolumeclaims]
   verbs: [get, list, create, patch, delete]
 # Secrets: the Label Studio token (read, or generated once when absent).
 - apiGroups: [""]

@@ -1,5 +1,19 @@
 """kopf handlers, one module per kind. Importing this package registers them all."""
 
-from . import annotationproject, finetunejob, prelabelservice, status_metrics
+from . import (
+    annotationproject,
+    finetunejob,
+    label_studio_poll,
+    prelabelservice,
+    status_metrics,
+    watches,
+)
 
-__all__ = ["annotationproject", "finetunejob", "prelabelservice", "status_metrics"]
+__all__ = [
+    "annotationproject",
+    "finetunejob",
+    "label_studio_poll",
+    "prelabelservice",
+    "status_metrics",
+    "watches",
+]

@@ -5,29 +5,26 @@ token of the credentials Secret, which the server itself was started with as its
 token (`resources.labelstudio`); until its Deployment is ready the pass stops at
 `ServerStarting`.
 
-Like every controller here, one level-triggered `reconcile` runs on create, on spec changes,
-on operator start, on a timer and when the webhook receiver stamps the wake annotation, and
-re-reads the truth each time (`project_sync` holds the steps).
+Like every controller here, one level-triggered pass runs in the object's reconcile loop
+(`controllers.driver`): on start, on its own changes, when its Label Studio Deployment, its
+FineTuneJobs or its PrelabelService change, when the webhook receiver or the Label Studio
+poller (`label_studio_poll`) reports annotations, and when its webhook secret is due for
+renewal; each pass re-reads the truth (`project_sync` holds the steps).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from ..api import (
-    ANNOTATION_PROJECT,
-    GROUP,
-    VERSION,
-    AnnotationProjectSpec,
-)
+from ..api import ANNOTATION_PROJECT, AnnotationProjectSpec
 from ..api.annotationproject import AnnotationProjectStatus, LabelStudioStatus
 from ..api.labelconfig import LabelConfigError, parse_label_config
-from ..labelstudio.client import LabelStudioClient
 from ..labelstudio.errors import (
     LabelConfigRejected,
     LabelStudioAuthError,
@@ -49,29 +46,33 @@ from ..resources.labelstudio import (
 )
 from ..steps.webhook import Receiver
 from . import audit
-from .conditions import ConditionUpdate, Deadline, Health, stalled_past, status_since
-from .context import RETRY_SECONDS, OperatorContext
+from .conditions import (
+    ConditionUpdate,
+    Deadline,
+    Health,
+    seconds_left,
+    stalled_past,
+    status_since,
+)
+from .context import OperatorContext
+from .driver import drive
 from .handler import Reconcile, reconciler
 from .project_sync import (
     PROJECT_ID_ANNOTATION,
     CredentialsMissing,
-    project_lock,
     read_token,
     sync_project,
 )
-from .webhooks import WAKE_ANNOTATION
 
-RESOURCE = (GROUP, VERSION, ANNOTATION_PROJECT.plural)
+# While Label Studio does not answer (or answers with an error), it is asked again this often.
+RETRY_LABEL_STUDIO_SECONDS = 10.0
+# While prelabels are pending, the next batch is pushed this soon.
+NEXT_BATCH_SECONDS = 10.0
 # Whether Label Studio answered the last pass that called it; its lastTransitionTime to False
 # is when an outage began, which the connection deadline counts from.
 REACHABLE = "LabelStudioReachable"
 
 
-@kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
-@kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_SECONDS)
-@kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
-@kopf.on.field(*RESOURCE, field=("metadata", "annotations", WAKE_ANNOTATION), backoff=RETRY_SECONDS)
-@kopf.timer(*RESOURCE, interval=10.0, initial_delay=10.0, backoff=RETRY_SECONDS)
 @reconciler(ANNOTATION_PROJECT, AnnotationProjectSpec)
 def reconcile_annotation_project(run: Reconcile, spec: AnnotationProjectSpec) -> None:
     context, owner = run.context, run.owner
@@ -87,9 +88,11 @@ def reconcile_annotation_project(run: Reconcile, spec: AnnotationProjectSpec) ->
         url = spec.label_studio.external.url
         server = LabelStudioStatus(url=url)
         run.write(AnnotationProjectStatus(label_studio=server))
-    with project_lock(owner.uid):
-        health, extra = _sync(run, spec, url, server)
+    health, extra = _sync(run, spec, url, server)
     run.report(health, extra=extra)
+
+
+drive(ANNOTATION_PROJECT, reconcile_annotation_project)
 
 
 def _sync(
@@ -112,18 +115,18 @@ def _sync(
     prior = run.previous(AnnotationProjectStatus)
     answered = [ConditionUpdate(REACHABLE, "True", "Answered", f"Label Studio at {url} answers")]
     try:
-        with LabelStudioClient(url, token, timeout=10.0, retries=2) as ls:
-            outcome = sync_project(
-                ls,
-                context,
-                owner,
-                spec,
-                schema=schema,
-                prior=prior,
-                known_id=_known_project_id(run.meta, prior),
-                webhook=Receiver(base, context.webhook_secrets) if base else None,
-                answers=context.answers,
-            )
+        ls = context.label_studio.client(url, token)
+        outcome = sync_project(
+            ls,
+            context,
+            owner,
+            spec,
+            schema=schema,
+            prior=prior,
+            known_id=_known_project_id(run.meta, prior),
+            webhook=Receiver(base, context.webhook_secrets) if base else None,
+            answers=context.answers,
+        )
     except LabelConfigRejected as error:
         message = f"Label Studio rejected the label config: {error.detail}"
         return Health("stalled", "LabelConfigRejected", message), answered
@@ -137,9 +140,16 @@ def _sync(
     except LabelStudioUnreachable as error:
         return _unreachable(run, spec, str(error))
     except LabelStudioError as error:
+        run.recheck_in(RETRY_LABEL_STUDIO_SECONDS)
         return Health("reconciling", "LabelStudioError", str(error)), answered
     synced = outcome.status
     assert synced.label_studio is not None and synced.counts is not None
+    assert synced.label_studio.project_id is not None
+    context.label_studio_poll.follow(owner, ls, synced.label_studio.project_id)
+    if base:  # the webhook's secret is renewed early in each replay window
+        run.recheck_in(context.webhook_secrets.renewal_in(owner.namespace, owner.name, time.time()))
+    if outcome.more_prelabels:
+        run.recheck_in(NEXT_BATCH_SECONDS)
     found = synced.label_studio.model_dump(exclude_unset=True)
     run.write(synced.model_copy(update={"label_studio": server.model_copy(update=found)}))
     for reason, message in outcome.warnings:
@@ -168,6 +178,10 @@ def _unreachable(
     )
     waiting = Health("reconciling", "LabelStudioUnreachable", error)
     down = ConditionUpdate(REACHABLE, "False", "LabelStudioUnreachable", error)
+    left = seconds_left(deadline, since, now)
+    run.recheck_in(
+        RETRY_LABEL_STUDIO_SECONDS if left is None else min(left, RETRY_LABEL_STUDIO_SECONDS)
+    )
     return stalled_past(deadline, waiting, since, now), [down]
 
 

@@ -75,6 +75,14 @@ def stalled_past(deadline: Deadline, health: Health, since: datetime, now: datet
     return Health("stalled", health.reason, message)
 
 
+def seconds_left(deadline: Deadline, since: datetime, now: datetime) -> float | None:
+    """Seconds until a wait that began at `since` has outlasted `deadline`, so that
+    `stalled_past` says Stalled (a second past it, so no clock lands on the deadline itself);
+    None once it has. A reconcile asks to look again then: nothing else may wake it."""
+    left = (since + timedelta(seconds=deadline.seconds) - now).total_seconds()
+    return left + 1.0 if left >= 0 else None
+
+
 def _duration(span: timedelta) -> str:
     """`1h 2m 3s`, `2m 0s`, `45s`: how long, to the second."""
     seconds = int(span.total_seconds())

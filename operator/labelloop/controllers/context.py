@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from ..api.base import PodScheduling
+from ..labelstudio.pool import DEFAULT_REQUESTS_PER_SERVER, LabelStudioClients
 from ..resources.network import PolicyPeers
 from ..steps.prelabel import AnswerCache
 from ..steps.webhook import DEFAULT_REPLAY_WINDOW_SECONDS, HookSecrets
 from .kube import Kube
+from .label_studio_poll import LabelStudioPoll
+from .wakeups import Wakeups
 
-# A failed reconcile is retried this soon (kopf's default is a minute); the timers re-run
-# every reconcile anyway, so this only shortens the wait after an API hiccup.
-RETRY_SECONDS = 5.0
+DEFAULT_RESYNC_SECONDS = 600
+DEFAULT_LABEL_STUDIO_POLL_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,16 @@ class OperatorConfig:
     """ClusterRole bound to the trainer's ServiceAccount in each namespace with FineTuneJobs,
     so training pods can report live progress on their FineTuneJob's status (the chart
     installs a narrow one). Unset: pods run as the namespace's default ServiceAccount."""
+    resync_seconds: int = DEFAULT_RESYNC_SECONDS
+    """How often every object is reconciled when nothing woke it (`controllers.driver`): a
+    safety net for lost watch events; changes wake reconciles at once."""
+    label_studio_poll_seconds: int = DEFAULT_LABEL_STUDIO_POLL_SECONDS
+    """How often each Label Studio server is asked which projects changed
+    (`controllers.label_studio_poll`), the fallback for webhooks that did not come."""
+    label_studio_requests_per_server: int = DEFAULT_REQUESTS_PER_SERVER
+    """The most requests in flight to one Label Studio server (`labelstudio.pool`)."""
     webhook_listen: str | None = None
-    """`host:port` of the webhook receiver; None runs none (projects rely on the timer)."""
+    """`host:port` of the webhook receiver; None runs none (projects rely on polling)."""
     webhook_url: str | None = None
     """Base URL at which Label Studio reaches the receiver; None registers no webhooks."""
     webhook_tls: tuple[str, str] | None = None
@@ -52,6 +63,15 @@ class OperatorConfig:
 class OperatorContext:
     kube: Kube
     config: OperatorConfig
+    label_studio: LabelStudioClients
+    """The Label Studio clients, one per server and token (`labelstudio.pool`)."""
+    executor: Executor | None = None
+    """The threads reconcile passes run in (kopf's, which the operator waits for at exit);
+    None: the event loop's default."""
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    """The reconcile loops' wake-up signals (`controllers.wakeups`)."""
+    label_studio_poll: LabelStudioPoll = field(default_factory=LabelStudioPoll)
+    """Where each project lives in Label Studio, polled for changes."""
     answers: AnswerCache = field(default_factory=AnswerCache)
     """The prelabel servers' answers, remembered between project passes (`steps.prelabel`)."""
     webhook_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)

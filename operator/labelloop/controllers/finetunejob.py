@@ -1,8 +1,9 @@
 """FineTuneJob handlers: render the training Job, then follow it to a versioned model.
 
-One level-triggered `reconcile` runs on create, on operator start (resume) and on a timer
-until the run is finished; every call re-reads the Job and its pods, so nothing depends on
-having seen an event.
+One level-triggered pass runs in the object's reconcile loop (`controllers.driver`) until the
+run is finished: on start, when its Job or pods change, when its project changes, and at the
+scheduling deadline while pods wait; every pass re-reads the Job and its pods, so nothing
+depends on having seen an event. A finished run has no loop.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from ..resources.training import (
 from . import audit
 from .audit import Decision
 from .conditions import ConditionUpdate, Health
-from .context import RETRY_SECONDS, OperatorContext
+from .context import OperatorContext
+from .driver import drive
 from .handler import Reconcile, reconciler
 from .training_phase import TrainingObservation, observe_training, unplaced_claims
 
-RESOURCE = (GROUP, VERSION, FINE_TUNE_JOB.plural)
 API = f"{GROUP}/{VERSION}"
 FINISHED = ("Succeeded", "Failed")
 # The URI of the version the run must beat, pinned at its first pass (empty: none).
@@ -59,9 +60,6 @@ def _invalid(run: Reconcile, message: str) -> None:
     _conclude(run, _failed("InvalidSpec", message))
 
 
-@kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
-@kopf.on.resume(*RESOURCE, when=_is_active, backoff=RETRY_SECONDS)
-@kopf.timer(*RESOURCE, interval=3.0, when=_is_active, backoff=RETRY_SECONDS)
 @reconciler(FINE_TUNE_JOB, FineTuneJobSpec, on_invalid=_invalid)
 def reconcile_fine_tune_job(run: Reconcile, spec: FineTuneJobSpec) -> None:
     context, owner = run.context, run.owner
@@ -102,6 +100,9 @@ def reconcile_fine_tune_job(run: Reconcile, spec: FineTuneJobSpec) -> None:
         missing_claims=missing,
     )
     _conclude(run, observation)
+
+
+drive(FINE_TUNE_JOB, reconcile_fine_tune_job, when=_is_active)
 
 
 class _WaitingForProject(Exception):
@@ -210,6 +211,8 @@ def _conclude(run: Reconcile, observation: TrainingObservation) -> None:
         observation = _failed("InvalidResult", f"the trainer's result line: {problems}")
         update = FineTuneJobStatus(phase=observation.phase)
     run.write(update)
+    if observation.recheck_in is not None:
+        run.recheck_in(observation.recheck_in)
     if update.promotion is not None and observation.phase != previous_phase:
         audit.record(run, gate_verdict(update))
     run.report(observation.health, extra=observation.extra)

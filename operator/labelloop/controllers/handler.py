@@ -5,7 +5,12 @@ validates the object with the kind's pydantic models (an invalid spec becomes `S
 the reason `InvalidSpec`, naming the field), records the pass in `labelloop.metrics`, and
 hands the handler a `Reconcile` through which it reads the previous status and writes the new
 one. Status is only ever written from the status models of `labelloop.api`, serialised with
-their aliases, so the writer and the CRD schema cannot drift apart.
+their aliases, so the writer and the CRD schema cannot drift apart. The status patch is
+written by `controllers.driver` only when it changes anything.
+
+A pass that waits on time rather than on an event (a deadline, a rollout step, a server that
+does not answer) asks for another look with `Reconcile.recheck_in`; the wrapped handler
+returns the soonest such time.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class Reconcile:
     announced: set[str] = field(default_factory=set)
     """Reasons of the Events this pass posted (`audit.record`): `report` posts no second
     Event for a transition a decision already told, e.g. a rollback."""
+    recheck: float | None = None
+    """Seconds until this object wants another pass though nothing changes; None: none."""
 
     @property
     def generation(self) -> int | None:
@@ -84,6 +91,10 @@ class Reconcile:
         )
         self.outcomes.append(health.state)
 
+    def recheck_in(self, seconds: float) -> None:
+        """Ask for another pass after `seconds` at the latest (the soonest request wins)."""
+        self.recheck = seconds if self.recheck is None else min(self.recheck, seconds)
+
     def _who(self) -> tuple[str, str]:
         return self.owner.kind, f"{self.owner.namespace}/{self.owner.name}"
 
@@ -98,19 +109,20 @@ def stalled_invalid(run: Reconcile, message: str) -> None:
 
 def reconciler(
     kind: Kind, spec_type: type[SpecT], *, on_invalid: InvalidHandler = stalled_invalid
-) -> Callable[[Callable[[Reconcile, SpecT], None]], Callable[..., None]]:
-    """Turn `handler(run, spec)` into a kopf handler for `kind` (see the module docstring)."""
+) -> Callable[[Callable[[Reconcile, SpecT], None]], Callable[..., float | None]]:
+    """Turn `handler(run, spec)` into a pass over one object of `kind`, called with kopf's
+    keyword arguments and returning `Reconcile.recheck` (see the module docstring)."""
 
-    def decorate(handler: Callable[[Reconcile, SpecT], None]) -> Callable[..., None]:
-        @functools.wraps(handler)  # keeps the name, so kopf's handler ids stay the same
-        def kopf_handler(
+    def decorate(handler: Callable[[Reconcile, SpecT], None]) -> Callable[..., float | None]:
+        @functools.wraps(handler)
+        def one_pass(
             body: kopf.Body,
             meta: kopf.Meta,
             status: kopf.Status,
             patch: kopf.Patch,
             memo: kopf.Memo,
             **_: Any,
-        ) -> None:
+        ) -> float | None:
             with metrics.timed_reconcile(kind.kind) as outcomes:
                 run = Reconcile(
                     body=body,
@@ -125,11 +137,12 @@ def reconciler(
                     spec = parse_manifest(body).spec
                 except ManifestError as error:
                     on_invalid(run, str(error))
-                    return
+                    return run.recheck
                 if not isinstance(spec, spec_type):  # parse_manifest chose by body["kind"]
                     raise TypeError(f"{kind.kind} handler got a {type(spec).__name__}")
                 handler(run, spec)
+                return run.recheck
 
-        return kopf_handler
+        return one_pass
 
     return decorate

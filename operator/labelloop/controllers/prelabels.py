@@ -41,6 +41,8 @@ class Pushed:
     conditions: list[ConditionUpdate] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     infos: list[tuple[str, str]] = field(default_factory=list)
+    more: bool = False
+    """A batch was pushed and more tasks wait for a prediction."""
 
 
 def push_prelabels(
@@ -109,6 +111,7 @@ def push_prelabels(
     if outcome.chosen:
         message = f"{len(outcome.chosen)} prediction(s) of {version} imported ({strategy} order)"
         out.infos.append(("PrelabelsPushed", message))
+        out.more = outcome.remaining > 0
     before = prior.prelabels.last_batch if prior.prelabels is not None else []
     status.update(
         predicted_tasks=outcome.predicted,

@@ -2,14 +2,16 @@
 
 All decisions are in `loop.rollout.plan_rollout`; this module only reads the cluster into
 its inputs and writes its plan back (Deployments' replicas, the Service, status, Events).
+A pass runs in the object's reconcile loop (`controllers.driver`): on start, when its
+Deployments or Service change, when a FineTuneJob of its project or the project changes, and
+every `ROLLOUT_RECHECK_SECONDS` while a rollout is under way (its steps and deadlines are
+timed).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-
-import kopf
 
 from ..api import (
     ANNOTATION_PROJECT,
@@ -37,22 +39,19 @@ from ..resources.prelabel import (
 from . import audit
 from .audit import Decision
 from .conditions import Health
-from .context import RETRY_SECONDS, OperatorContext
+from .context import OperatorContext
+from .driver import drive
 from .handler import Reconcile, reconciler, stalled_invalid
 
-RESOURCE = (GROUP, VERSION, PRELABEL_SERVICE.plural)
-API = f"{GROUP}/{VERSION}"
+ROLLOUT_RECHECK_SECONDS = 5.0
 NETWORK_POLICY_API = "networking.k8s.io/v1"
+API = f"{GROUP}/{VERSION}"
 
 
 class _NoTarget(Exception):
     """There is no version to serve yet."""
 
 
-@kopf.on.create(*RESOURCE, backoff=RETRY_SECONDS)
-@kopf.on.update(*RESOURCE, field="spec", backoff=RETRY_SECONDS)
-@kopf.on.resume(*RESOURCE, backoff=RETRY_SECONDS)
-@kopf.timer(*RESOURCE, interval=5.0, initial_delay=5.0, backoff=RETRY_SECONDS)
 @reconciler(PRELABEL_SERVICE, PrelabelServiceSpec)
 def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> None:
     context, owner = run.context, run.owner
@@ -119,6 +118,11 @@ def reconcile_prelabel_service(run: Reconcile, spec: PrelabelServiceSpec) -> Non
     for reason, message in plan.events:
         audit.record(run, _decision(reason, message, plan, observed))
     run.report(Health(plan.health, plan.reason, plan.message))
+    if plan.health == "reconciling":
+        run.recheck_in(ROLLOUT_RECHECK_SECONDS)
+
+
+drive(PRELABEL_SERVICE, reconcile_prelabel_service)
 
 
 def _decision(reason: str, message: str, plan: Plan, observed: dict[str, Observed]) -> Decision:

@@ -1,7 +1,7 @@
 """One pass of bringing a Label Studio project in line with its AnnotationProject.
 
-The steps, each level-triggered (safe to repeat, after a crash at any point, or concurrently
-with another pass of the same project, which `project_lock` rules out inside one operator):
+The steps, each level-triggered (safe to repeat after a crash at any point; one operator
+runs one pass of a project at a time, `controllers.driver`):
 
 1. the project (`steps.project`): created once, its id recorded on the AnnotationProject at
    once (an annotation, so that a crash before the status write cannot lead to a second
@@ -26,7 +26,6 @@ outlives its AnnotationProject: deleting the resource never deletes annotation w
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -53,16 +52,6 @@ from .prelabels import push_prelabels
 
 PROJECT_ID_ANNOTATION = f"{LABEL_PREFIX}/label-studio-project-id"
 
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def project_lock(uid: str) -> threading.Lock:
-    """One pass at a time per project: kopf runs the timer and the change handlers of one
-    object concurrently, and two concurrent imports could both find a task missing."""
-    with _locks_guard:
-        return _locks.setdefault(uid, threading.Lock())
-
 
 class CredentialsMissing(Exception):
     """The token Secret or its key does not exist (yet)."""
@@ -79,6 +68,8 @@ class SyncOutcome:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     infos: list[tuple[str, str]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    more_prelabels: bool = False
+    """The pass pushed prelabels and more tasks wait for theirs: the next pass pushes more."""
 
 
 def read_token(context: OperatorContext, spec: AnnotationProjectSpec, namespace: str) -> str:
@@ -262,7 +253,7 @@ def sync_project(
     warnings.extend(pushed.warnings)
     infos.extend(pushed.infos)
     status = AnnotationProjectStatus.model_validate(fields)
-    return SyncOutcome(status, conditions, warnings, infos, decisions)
+    return SyncOutcome(status, conditions, warnings, infos, decisions, pushed.more)
 
 
 def _disagreement(d: consistency.Disagreement) -> dict[str, Any]:

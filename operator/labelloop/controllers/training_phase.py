@@ -3,7 +3,8 @@
 Pods the scheduler cannot place (no node has the GPUs asked for, a PersistentVolumeClaim that
 does not exist) keep the run Pending and Reconciling until `spec.resources.
 schedulingDeadlineSeconds` has passed since the first of them failed to be placed, then
-Stalled with the cause as the reason; it is Reconciling again once they are placed.
+Stalled with the cause as the reason; it is Reconciling again once they are placed. Until the
+deadline, the observation says when to look again (`recheck_in`): nothing else wakes a wait.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .conditions import ConditionUpdate, Deadline, Health, stalled_past
+from .conditions import ConditionUpdate, Deadline, Health, seconds_left, stalled_past
 
 RESULT_CONTAINER = "trainer"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
@@ -29,6 +30,8 @@ class TrainingObservation:
     completion_time: str | None = None
     result: dict[str, Any] | None = None
     extra: list[ConditionUpdate] = field(default_factory=list)
+    recheck_in: float | None = None
+    """Seconds until the scheduling deadline passes, while pods wait within it."""
 
     @property
     def finished(self) -> bool:
@@ -189,7 +192,8 @@ def observe_training(
             waiting = Health("reconciling", "Unschedulable", unplaced.message)
         deadline = Deadline(SCHEDULING_DEADLINE_FIELD, scheduling_deadline_seconds)
         health = stalled_past(deadline, waiting, unplaced.since, now)
-        return TrainingObservation("Pending", health, start)
+        left = seconds_left(deadline, unplaced.since, now)
+        return TrainingObservation("Pending", health, start, recheck_in=left)
     return TrainingObservation(
         "Pending", Health("reconciling", "Starting", "pods are starting"), start
     )

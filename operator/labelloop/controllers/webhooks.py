@@ -1,10 +1,10 @@
 """The operator's webhook receiver: Label Studio events wake a project's reconcile early.
 
 Label Studio posts each event once, inside the request that caused it, and never again, so
-nothing here counts or trusts payloads. A request only stamps the annotation `WAKE_ANNOTATION`
-on its AnnotationProject; that change runs the project's ordinary reconcile, which re-reads
-everything from Label Studio. A lost or duplicated webhook therefore costs at most a timer
-interval of delay, and a forged one at most a reconcile.
+nothing here counts or trusts payloads. A request only wakes its AnnotationProject's reconcile
+loop, in memory (`controllers.wakeups`: no write to the API server), and that pass re-reads
+everything from Label Studio. A lost webhook therefore costs at most a poll interval of delay
+(`controllers.label_studio_poll`), a duplicated or forged one at most a reconcile.
 
 What a request must show (`steps.webhook` registers each hook with its header):
 - the project's secret header, an HMAC of the project and the current replay window under a
@@ -12,7 +12,7 @@ What a request must show (`steps.webhook` registers each hook with its header):
   none gets 401, a wrong or expired one 403. A header for one project is useless for another,
   a captured one is refused two windows later, and after a restart the reconciles
   re-register every webhook with the new key (until then the old headers are refused, and
-  the timer covers the gap);
+  polling covers the gap);
 - a body not seen before from this project while its secret is valid: Label Studio never
   sends the same delivery twice, so a repeat is a replay (409). The memory is bounded
   (`MAX_REMEMBERED` deliveries): a flood of distinct deliveries can push out an old one, which
@@ -39,13 +39,11 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from ..api import ANNOTATION_PROJECT, API_VERSION
+from ..api import ANNOTATION_PROJECT
+from ..metrics import ObjectKey
 from ..steps.webhook import SECRET_HEADER, HookSecrets, hook_path
 from .context import OperatorContext
 
-# Outside kopf's `labelloop.io/` prefix, whose annotations kopf leaves out of its diffs: this
-# one must be seen as a change.
-WAKE_ANNOTATION = "wake.labelloop.io/at"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_REMEMBERED = 10_000
 _RUNNER = "webhook_runner"
@@ -53,8 +51,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 logger = logging.getLogger(__name__)
 
 Wake = Callable[[str, str], None]
-"""Stamps the wake annotation on the AnnotationProject (namespace, name); raises when it
-cannot (the project is gone)."""
+"""Wakes the AnnotationProject (namespace, name); raises when it cannot (no such project)."""
 
 
 class RecentDeliveries:
@@ -117,12 +114,12 @@ def make_app(
     return app
 
 
-def kube_wake(context: OperatorContext) -> Wake:
-    """Wake a project by stamping `WAKE_ANNOTATION` on it."""
+def loop_wake(context: OperatorContext) -> Wake:
+    """Wake a project's reconcile loop; LookupError when this operator runs none for it."""
 
     def wake(namespace: str, name: str) -> None:
-        body = {"metadata": {"annotations": {WAKE_ANNOTATION: str(time.time_ns())}}}
-        context.kube.patch(API_VERSION, ANNOTATION_PROJECT.kind, name, namespace, body)
+        if not context.wakeups.wake(ObjectKey(ANNOTATION_PROJECT.kind, namespace, name)):
+            raise LookupError(f"no AnnotationProject {namespace}/{name} is reconciled here")
 
     return wake
 
@@ -145,7 +142,7 @@ async def start_receiver(memo: kopf.Memo, **_: Any) -> None:
         return
     host, _sep, port = listen.rpartition(":")
     tls = context.config.webhook_tls
-    app = make_app(context.webhook_secrets, kube_wake(context))
+    app = make_app(context.webhook_secrets, loop_wake(context))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     ssl_context = tls_context(*tls) if tls else None

@@ -5,12 +5,14 @@ connection pool) serves the two endpoints the SDK lacks, `/health` and the proje
 config validation. The SDK's own retries are switched off (`max_retries=0`) because it re-sends
 any request, a POST included, on a 5xx; here only idempotent requests are retried on an answer
 or a timeout, and any request when the connection itself failed (nothing reached the server).
-Waits grow exponentially.
+Waits grow exponentially. A client may share `slots` (a semaphore) with the other clients of
+its server, which bounds how many requests they have in flight together.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
@@ -36,6 +38,7 @@ from labelloop.labelstudio.models import (
     MLBackend,
     Prediction,
     Project,
+    ProjectCounts,
     Task,
     View,
     Webhook,
@@ -59,8 +62,12 @@ class LabelStudioClient:
     """A synchronous client of one Label Studio server, authenticated by an API token.
 
     `timeout` bounds every request (export has its own, longer one); `retries` and `backoff`
-    (the first wait, doubled each time) shape the retries described in the module docstring.
+    (the first wait, doubled each time) shape the retries described in the module docstring;
+    `slots` bounds the requests in flight (see there). Safe to share between threads.
     """
+
+    # Ids per request when listing many projects' counts (Label Studio's largest page).
+    COUNTS_PAGE = 100
 
     def __init__(
         self,
@@ -70,8 +77,10 @@ class LabelStudioClient:
         *,
         retries: int = 3,
         backoff: float = 0.5,
+        slots: threading.BoundedSemaphore | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._slots = slots
         self._token = token
         self._retries = retries
         self._backoff = backoff
@@ -115,6 +124,23 @@ class LabelStudioClient:
             idempotent=True,
         )
         return Project.from_json(_dump(raw))
+
+    def project_counts(self, project_ids: Sequence[int]) -> dict[int, ProjectCounts]:
+        """The counters of many projects, `COUNTS_PAGE` to a request; a project that no
+        longer exists is left out."""
+        found: dict[int, ProjectCounts] = {}
+        ids = sorted(set(project_ids))
+        for start in range(0, len(ids), self.COUNTS_PAGE):
+            chunk = ",".join(str(i) for i in ids[start : start + self.COUNTS_PAGE])
+            raw = self._call(
+                f"list counts of {len(ids[start : start + self.COUNTS_PAGE])} projects",
+                partial(self._sdk.projects.list_counts, ids=chunk, page_size=self.COUNTS_PAGE),
+                idempotent=True,
+            )
+            for item in raw.results or []:
+                counts = ProjectCounts.from_json(_dump(item))
+                found[counts.id] = counts
+        return found
 
     def create_project(self, title: str, description: str, label_config: str) -> int:
         """Create a project, return its id. Label Studio wants a title of 3 characters or more."""
@@ -539,7 +565,10 @@ class LabelStudioClient:
         attempt = 0
         while True:
             try:
-                return send()
+                if self._slots is None:
+                    return send()
+                with self._slots:
+                    return send()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 failure: Exception = exc
                 retry = True  # nothing was sent: safe for any request

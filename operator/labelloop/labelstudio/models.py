@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Annotation", "MLBackend", "Prediction", "Project", "Task", "View", "Webhook"]
+__all__ = [
+    "Annotation",
+    "MLBackend",
+    "Prediction",
+    "Project",
+    "ProjectCounts",
+    "Task",
+    "View",
+    "Webhook",
+]
 
 JSON = dict[str, Any]
 
@@ -38,6 +47,28 @@ class Project:
             annotation_count=int(raw.get("total_annotations_number") or 0),
             tasks_with_annotations=int(raw.get("num_tasks_with_annotations") or 0),
             prediction_count=int(raw.get("total_predictions_number") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    """A project's counters, as Label Studio lists them for many projects in one request:
+    when none moved, nothing was annotated, skipped, imported or predicted."""
+
+    id: int
+    tasks: int
+    annotations: int
+    skipped: int
+    predictions: int
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> ProjectCounts:
+        return cls(
+            id=int(raw["id"]),
+            tasks=int(raw.get("task_number") or 0),
+            annotations=int(raw.get("total_annotations_number") or 0),
+            skipped=int(raw.get("skipped_annotations_number") or 0),
+            predictions=int(raw.get("total_predictions_number") or 0),
         )
 
 

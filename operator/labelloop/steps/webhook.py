@@ -6,9 +6,9 @@ an HMAC of its namespace, its name and the current replay window (the wall-clock
 by the window's length) under a key the operator draws at start: a header for one project is
 useless for another, and a header is worth something for two windows at most. Label Studio
 signs nothing and sends no timestamp of its own, so the time lives in the secret instead:
-every project pass re-registers the header when a new window begins, and the receiver accepts
-the current window's secret and the one before (a request on its way while the header
-changed).
+every project pass re-registers the header when a new window has begun (the operator runs a
+pass early in each window, `HookSecrets.renewal_in`), and the receiver accepts the current
+window's secret and the one before (a request on its way while the header changed).
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ class HookSecrets:
             for w in (window, window - 1)
         ]
         return any(matches)
+
+    def renewal_in(self, namespace: str, name: str, now: float) -> float:
+        """Seconds until the project's header should be registered anew: within the first
+        half of the next window, at a point fixed by the project, so that many projects
+        spread their renewals instead of all renewing as the window turns (the header of
+        the window before stays accepted meanwhile)."""
+        spread = int.from_bytes(hashlib.sha256(f"{namespace}/{name}".encode()).digest()[:4])
+        offset = spread % (self.window_seconds // 2 or 1)
+        return (self._window(now) + 1) * self.window_seconds + offset - now
 
     def _window(self, now: float) -> int:
         return int(now // self.window_seconds)

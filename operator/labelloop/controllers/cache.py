@@ -1,0 +1,124 @@
+"""What the operator's watches have seen, read by reconciles instead of the API server.
+
+The operator watches its own three kinds and the children it follows (`WATCHED`) anyway, to
+wake their owners (`controllers.watches`); keeping the latest body of each lets a reconcile
+read a Job, its pods or a project's FineTuneJobs without a request, as controller-runtime's
+cached client does. kopf fills the cache from its indexes, which it completes (the first
+listing of every watched kind) before any handler runs, so a reconcile never mistakes an
+unlisted child for a missing one.
+
+A cached body may lag the API server by a watch event: writes still go to the API server,
+which refuses a create of an object that exists (`Kube.create_if_absent` then reads it), and
+a reconcile that acted on a stale view is woken again by the event that follows.
+
+Bodies are kept without what no reconcile reads (`managedFields`, the pod template of a Job,
+a pod's spec but its volumes), so that thousands of children cost little memory. Every body
+handed out is shared: read it, never change it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import API_VERSION, KINDS
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WatchedKind:
+    """A kind the operator watches: how the API names it and kopf's plural."""
+
+    api_version: str
+    kind: str
+    plural: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+
+JOBS = WatchedKind("batch/v1", "Job", "jobs")
+PODS = WatchedKind("v1", "Pod", "pods")
+DEPLOYMENTS = WatchedKind("apps/v1", "Deployment", "deployments")
+SERVICES = WatchedKind("v1", "Service", "services")
+CHILDREN = (JOBS, PODS, DEPLOYMENTS, SERVICES)
+"""The children whose changes wake their owners and whose bodies reconciles read."""
+CUSTOM = tuple(WatchedKind(API_VERSION, kind.kind, kind.plural) for kind in KINDS)
+"""The operator's own kinds."""
+WATCHED = CUSTOM + CHILDREN
+
+
+def trimmed(kind: str, body: Mapping[str, Any]) -> Body:
+    """`body` without what no reconcile reads (see the module docstring)."""
+    out = dict(body)
+    metadata = dict(out.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    out["metadata"] = metadata
+    spec = out.get("spec") or {}
+    if kind == PODS.kind:
+        out["spec"] = {"volumes": spec.get("volumes") or []}
+    elif kind == JOBS.kind:
+        out["spec"] = {k: v for k, v in spec.items() if k != "template"}
+    return out
+
+
+class WatchCache:
+    """The latest body of every watched object, by kind, namespace and name; thread-safe."""
+
+    def __init__(self, kinds: Iterable[WatchedKind] = ()) -> None:
+        """A cache of `kinds`, the kinds the operator's watches keep here; `get` and `list`
+        answer for those only (`covers`)."""
+        self._lock = threading.Lock()
+        self._kinds: dict[tuple[str, str], dict[str, dict[str, Body]]] = {
+            (k.api_version, k.kind): {} for k in kinds
+        }
+
+    def covers(self, api_version: str, kind: str) -> bool:
+        return (api_version, kind) in self._kinds
+
+    def put(self, body: Mapping[str, Any]) -> None:
+        api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
+        meta = body.get("metadata") or {}
+        with self._lock:
+            namespaces = self._kinds.get((api_version, kind))
+            if namespaces is None:  # not a cached kind
+                return
+            objects = namespaces.setdefault(str(meta.get("namespace") or ""), {})
+            objects[str(meta.get("name"))] = trimmed(kind, body)
+
+    def remove(self, body: Mapping[str, Any]) -> None:
+        api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
+        meta = body.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        with self._lock:
+            objects = self._kinds.get((api_version, kind), {}).get(namespace, {})
+            objects.pop(str(meta.get("name")), None)
+            if not objects:
+                self._kinds.get((api_version, kind), {}).pop(namespace, None)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Body | None:
+        with self._lock:
+            return self._kinds.get((api_version, kind), {}).get(namespace or "", {}).get(name)
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, labels: Mapping[str, str]
+    ) -> list[Body]:
+        """Objects of `kind` in `namespace` (every namespace for None) with all `labels`."""
+        with self._lock:
+            namespaces = self._kinds.get((api_version, kind), {})
+            chosen = namespaces.values() if namespace is None else [namespaces.get(namespace, {})]
+            candidates = [body for objects in chosen for body in objects.values()]
+        return [body for body in candidates if _has_labels(body, labels)]
+
+
+def _has_labels(body: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    have = (body.get("metadata") or {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())

@@ -1,0 +1,220 @@
+"""Each custom resource's reconcile loop: a pass when woken, then sleep until woken again.
+
+`drive(kind, handler)` gives every object of `kind` a kopf daemon (one asyncio task; kopf
+starts it when the object is first seen, including at operator start, and stops it when the
+object goes or, with `when`, stops matching). The loop runs a pass in kopf's thread pool,
+which bounds how many run at once, then sleeps until
+- it is woken (`controllers.wakeups`: its own or its children's changes, objects it reads,
+  a webhook); wakes during a pass run one more pass, however many they were;
+- the pass asked to look again at a set time (`Reconcile.recheck_in`: a deadline that will
+  pass, a rollout step, Label Studio that did not answer); or
+- the resync is due (`OperatorConfig.resync_seconds`, spread by a tenth either way so that
+  objects started together do not resync together): a safety net for lost events.
+
+Writes happen only when something changed: a pass writes its status only when merging it
+would change what is stored (`merge_patch.changes`), and children only when they differ
+(`Kube.apply`), so an idle object costs no write at all.
+
+A pass that raises backs off exponentially (`retry_delay`, up to `MAX_RETRY_SECONDS`) and is
+logged once when it starts failing, again only when the failure changes, and once when it
+recovers, in one line without a traceback for API and Label Studio errors. An object in a
+namespace being deleted is left alone until the resync: its children cannot be created, and
+the garbage collector takes it soon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import functools
+import json
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from ..api import GROUP, VERSION, Kind
+from ..labelstudio.errors import LabelStudioError
+from ..metrics import ObjectKey
+from .context import OperatorContext
+from .merge_patch import changes
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 300.0
+RESYNC_SPREAD = 0.1
+# How soon kopf cancels a loop it asked to stop: at once, since it only ever sleeps or waits
+# for a pass (whose thread finishes its pass on its own).
+CANCELLATION_SECONDS = 1.0
+
+PassHandler = Callable[..., float | None]
+"""A `handler.reconciler` pass: kopf-style keyword arguments in, seconds until the next
+look (or None: none asked) out."""
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before retrying after `failures` failed passes in a row: 1, 2, 4, ... 300."""
+    return min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * float(2 ** max(failures - 1, 0)))
+
+
+def resync_delay(resync_seconds: float, draw: Callable[[float, float], float]) -> float:
+    """The resync period, spread by `RESYNC_SPREAD` either way (`draw` is random.uniform)."""
+    return resync_seconds * draw(1 - RESYNC_SPREAD, 1 + RESYNC_SPREAD)
+
+
+def namespace_terminating(error: BaseException) -> bool:
+    """The API server refused a create because the namespace is being deleted."""
+    return (
+        isinstance(error, ApiException)
+        and error.status == 403
+        and "NamespaceTerminating" in str(error.body or "")
+    )
+
+
+def describe(error: BaseException) -> str:
+    """One line saying what went wrong: the API server's message, not its headers."""
+    if isinstance(error, ApiException):
+        message = ""
+        try:
+            message = str(json.loads(error.body or "{}").get("message") or "")
+        except (ValueError, AttributeError):
+            message = str(error.body or "")[:300]
+        return f"API {error.status} {error.reason}: {message}".rstrip(": ")
+    return f"{type(error).__name__}: {error}"
+
+
+def expected(error: BaseException) -> bool:
+    """Failures of the outside world, told in one line; anything else is a bug worth its
+    traceback (once)."""
+    return isinstance(error, ApiException | LabelStudioError | OSError | TimeoutError)
+
+
+class Failures:
+    """One object's run of failed passes: how long to back off, and what to log when."""
+
+    def __init__(self, who: str) -> None:
+        self._who = who
+        self.count = 0
+        self._last: str | None = None
+
+    def failed(self, error: BaseException, resync: float) -> float:
+        """Seconds to wait after `error`; logs when the failure is new."""
+        self.count += 1
+        summary = describe(error)
+        if namespace_terminating(error):
+            if summary != self._last:
+                logger.info("%s: its namespace is being deleted; left alone", self._who)
+            self._last = summary
+            return resync
+        delay = retry_delay(self.count)
+        if summary != self._last:
+            logger.warning(
+                "%s: reconcile failed: %s (retrying in %gs, then less often)",
+                self._who,
+                summary,
+                delay,
+                exc_info=None if expected(error) else error,
+            )
+        self._last = summary
+        return delay
+
+    def succeeded(self) -> None:
+        if self._last is not None:
+            logger.info("%s: reconcile recovered after %d failed pass(es)", self._who, self.count)
+        self.count, self._last = 0, None
+
+
+@dataclass(frozen=True)
+class PassResult:
+    recheck_in: float | None
+    """Seconds until the pass wants another look; None: when woken or at the resync."""
+    written: dict[str, Any] | None
+    """The object as the status write returned it; None when nothing was written."""
+
+
+def run_pass(kind: Kind, handler: PassHandler, body: kopf.Body, memo: kopf.Memo) -> PassResult:
+    """One pass over `body`; its status is written only when it changes anything."""
+    patch = kopf.Patch()
+    recheck = handler(body=body, meta=body.meta, status=body.status, patch=patch, memo=memo)
+    status = dict(patch.get("status") or {})
+    if not status or not changes(dict(body.status), status):
+        return PassResult(recheck, None)
+    context: OperatorContext = memo["context"]
+    written = context.kube.patch_status(
+        f"{GROUP}/{VERSION}", kind.kind, body.meta["name"], body.meta["namespace"], status
+    )
+    return PassResult(recheck, written)
+
+
+def _snapshot(live: kopf.Body, written: tuple[str, dict[str, Any]] | None) -> kopf.Body:
+    """A copy of the object for one pass. Until the watch brings the operator's last status
+    write, that write's answer is the newer view, so the pass does not write it again."""
+    raw = dict(live)
+    if written is not None and live.meta.get("resourceVersion") == written[0]:
+        raw = written[1]
+    return kopf.Body(cast(kopf.RawBody, copy.deepcopy(raw)))
+
+
+async def reconcile_loop(
+    kind: Kind,
+    handler: PassHandler,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    executor: Executor | None,
+) -> None:
+    """The loop of one object (see the module docstring); runs until kopf cancels it."""
+    context: OperatorContext = memo["context"]
+    namespace, name = body.meta["namespace"], body.meta["name"]
+    key = ObjectKey(kind.kind, namespace, name)
+    failures = Failures(f"{kind.kind} {namespace}/{name}")
+    waker = context.wakeups.register(key)
+    loop = asyncio.get_running_loop()
+    written: tuple[str, dict[str, Any]] | None = None
+    resync = float(context.config.resync_seconds)
+    try:
+        while True:
+            waker.clear()
+            snapshot = _snapshot(body, written)
+            if snapshot.meta.get("deletionTimestamp"):
+                await waker.wait(resync)  # kopf stops this loop soon
+                continue
+            one = functools.partial(run_pass, kind, handler, snapshot, memo)
+            try:
+                result = await loop.run_in_executor(executor, contextvars.copy_context().run, one)
+            except Exception as error:  # every failure backs off the same way
+                delay = failures.failed(error, resync)
+            else:
+                failures.succeeded()
+                if result.written is not None:
+                    written = (str(snapshot.meta.get("resourceVersion")), result.written)
+                delay = resync_delay(resync, random.uniform)
+                if result.recheck_in is not None:
+                    delay = min(delay, max(result.recheck_in, 0.0))
+            await waker.wait(delay)
+    finally:
+        context.wakeups.unregister(key, waker)
+
+
+def drive(kind: Kind, handler: PassHandler, *, when: Callable[..., bool] | None = None) -> None:
+    """Give every object of `kind` (matching `when`, a kopf filter, if given) its reconcile
+    loop."""
+
+    async def loop(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        context: OperatorContext = memo["context"]
+        await reconcile_loop(kind, handler, body, memo, context.executor)
+
+    kopf.daemon(
+        GROUP,
+        VERSION,
+        kind.plural,
+        id=f"reconcile-{kind.plural}",
+        when=when,
+        cancellation_timeout=CANCELLATION_SECONDS,
+    )(loop)
