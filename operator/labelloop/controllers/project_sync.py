@@ -318,7 +318,7 @@ def tier_changes(
     )
     tiers = Counter(s.tier for s in scores)
     figures: dict[str, Figure] = {"changed": len(moved)}
-    figures.update({tier: tiers[tier] for tier in ("expert", "standard", "basic", "unrated")})
+    figures.update({tier: tiers[tier] for tier in annotators.TIERS})
     return [Decision("AnnotatorTiersChanged", message, figures)]
 
 

@@ -26,9 +26,9 @@ from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB, GROUP, KINDS, PRELABEL_SERV
 from ..api.annotationproject import AnnotationProjectStatus
 from ..api.finetunejob import FineTuneJobStatus, Resources
 from ..api.prelabelservice import PrelabelServiceStatus
+from ..loop import annotators
 from ..metrics import ObjectKey, Sample
 
-TIERS = ("expert", "standard", "basic", "unrated")
 logger = logging.getLogger(__name__)
 
 
@@ -84,7 +84,7 @@ def _project_samples(
         # Judged in the same pass as the counts; absent before the first one.
         yield gauge("labelloop_project_quality_violations", len(status.quality_violations))
         yield gauge("labelloop_project_disagreements", status.disagreement_count)
-        for tier in TIERS:
+        for tier in annotators.TIERS:
             count = sum(a.tier == tier for a in status.annotators)
             yield Sample("labelloop_project_annotators", {**labels, "tier": tier}, count)
     yield gauge("labelloop_project_rounds", status.rounds)

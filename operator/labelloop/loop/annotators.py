@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from ..api.annotationproject import Routing
 from ..api.labelconfig import LabelSchema
@@ -31,6 +31,7 @@ from . import counting
 
 Answer = frozenset[str]
 Tier = Literal["expert", "standard", "basic", "unrated"]
+TIERS: tuple[Tier, ...] = get_args(Tier)
 
 MIN_OTHERS = 2
 MIN_COMPARED = 3
