@@ -82,6 +82,8 @@ def _election(args: argparse.Namespace) -> Election | None:
     from .leader.policy import Election, Timing
 
     if not args.leader_election:
+        if args.leader_service:
+            raise ValueError("--leader-service needs --leader-election")
         return None
     if not args.leader_election_namespace:
         raise ValueError("--leader-election needs --leader-election-namespace (the Lease's)")
@@ -95,6 +97,8 @@ def _election(args: argparse.Namespace) -> Election | None:
         identity=new_identity(os.environ.get("POD_NAME") or socket.gethostname()),
         name=args.lease_name,
         timing=timing,
+        service=args.leader_service or None,
+        pod_ip=os.environ.get("POD_IP") or None,
     )
 
 
@@ -354,6 +358,15 @@ def _add_leader_election_flags(operator: argparse.ArgumentParser) -> None:
         default=DEFAULT_LEASE_NAME,
         metavar="NAME",
         help=f"name of the Lease (default {DEFAULT_LEASE_NAME})",
+    )
+    election.add_argument(
+        "--leader-service",
+        default="",
+        metavar="NAME",
+        help="a Service without a selector in the Lease's namespace, with a port named webhook: "
+        "the replica that takes the Lease routes it to itself through an EndpointSlice "
+        "($POD_IP, the --webhook-listen port), so that Label Studio's webhooks reach the "
+        "leader (default: none)",
     )
     election.add_argument(
         "--lease-duration",

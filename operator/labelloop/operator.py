@@ -9,6 +9,7 @@ at once; Kubernetes restarts it, and it waits as a standby.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -21,9 +22,10 @@ from .controllers.cache import WATCHED, WatchCache
 from .controllers.context import OperatorConfig, OperatorContext
 from .controllers.kube import Kube, load_credentials
 from .labelstudio.pool import LabelStudioClients
+from .leader import route
 from .leader.elector import Elector, leadership
 from .leader.lease import LeaseStore, election_api_client
-from .leader.policy import Election
+from .leader.policy import Election, pod_of
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +99,18 @@ def run(
         run_kopf()
         return
     load_credentials()  # the election's client starts from them
-    store = LeaseStore(election_api_client(), election.namespace, election.name)
+    api_client = election_api_client()
+    store = LeaseStore(api_client, election.namespace, election.name)
     elector = Elector(store, election.identity, election.timing)
-    with leadership(elector, liveness, on_lost=_exit_at_once):
+    on_leading = None
+    if election.service and election.pod_ip and config.webhook_listen:
+        # The Service's port name, as the chart names it, to this pod's receiver port.
+        ports = {"webhook": int(config.webhook_listen.rpartition(":")[2])}
+        manifest = route.endpoint_slice(
+            election.namespace, election.service, pod_of(election.identity), election.pod_ip, ports
+        )
+        on_leading = functools.partial(route.publish, api_client, manifest)
+    with leadership(elector, liveness, on_lost=_exit_at_once, on_leading=on_leading):
         run_kopf()
 
 

@@ -106,10 +106,19 @@ def test_two_replicas_elect_a_leader_by_default() -> None:
     assert "--leader-election" in args
     assert "--leader-election-namespace=ops" in args
     assert "--lease-name=labelloop" in args
-    # The holder identity names the pod (downward API).
-    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
-        container["env"]
-    )
+    assert "--leader-service=labelloop" in args
+    # The holder identity names the pod, and the leader routes the webhook Service to its
+    # address (downward API).
+    assert container["env"] == [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    # Webhooks go to the leader alone (no selector: its EndpointSlice), metrics to every pod.
+    services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
+    assert services["labelloop"] == {
+        "ports": [{"name": "webhook", "port": 8081, "targetPort": "webhook"}]
+    }
+    assert services["labelloop-metrics"]["selector"] == spec["selector"]["matchLabels"]
     # Replicas spread over nodes where they can, and a drain takes one at a time.
     (spread,) = pod["topologySpreadConstraints"]
     assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
@@ -125,15 +134,16 @@ def test_the_lease_is_the_only_thing_granted_in_the_release_namespace(
     docs = render(*values)
     (role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == LEASE_GRANT]
     assert role["metadata"]["namespace"] == "ops"
-    # create cannot name its object; everything else is this release's Lease only.
+    # create cannot name its object; everything else is this release's Lease and its webhook
+    # Service's EndpointSlice only.
     assert role["rules"] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-        {
-            "apiGroups": ["coordination.k8s.io"],
-            "resources": ["leases"],
-            "resourceNames": ["labelloop"],
-            "verbs": ["get", "update"],
-        },
+        {"apiGroups": [group], "resources": [resource], "verbs": verbs}
+        | ({"resourceNames": ["labelloop"]} if verbs != ["create"] else {})
+        for group, resource in (
+            ("coordination.k8s.io", "leases"),
+            ("discovery.k8s.io", "endpointslices"),
+        )
+        for verbs in (["create"], ["get", "update"])
     ]
     (binding,) = [
         d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == LEASE_GRANT
@@ -143,7 +153,9 @@ def test_the_lease_is_the_only_thing_granted_in_the_release_namespace(
         {"kind": "ServiceAccount", "name": "labelloop", "namespace": "ops"}
     ]
     others = [d for d in docs if d["kind"] in ("Role", "ClusterRole") and d is not role]
-    assert not [r for d in others for r in d["rules"] if "leases" in r["resources"]]
+    assert not [
+        r for d in others for r in d["rules"] if {"leases", "endpointslices"} & set(r["resources"])
+    ]
 
 
 def test_without_leader_election_one_replica_is_replaced_whole() -> None:
@@ -153,6 +165,10 @@ def test_without_leader_election_one_replica_is_replaced_whole() -> None:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert not [a for a in container["args"] if a.startswith(("--leader-election", "--lease"))]
     assert "env" not in container
+    (service,) = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "labelloop"
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     assert not [d for d in docs if d["metadata"]["name"] == LEASE_GRANT]
 
@@ -215,8 +231,9 @@ def test_installed_service_account_has_exactly_what_it_needs(
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
 
 
+@pytest.mark.parametrize("kind", ["leases.coordination.k8s.io", "endpointslices.discovery.k8s.io"])
 @pytest.mark.parametrize(
-    ("verb", "lease", "namespace", "allowed"),
+    ("verb", "name", "namespace", "allowed"),
     [
         ("create", "", RELEASE_NAMESPACE, True),
         ("get", f"/{RELEASE}", RELEASE_NAMESPACE, True),
@@ -228,11 +245,11 @@ def test_installed_service_account_has_exactly_what_it_needs(
         ("get", f"/{RELEASE}", "kube-system", False),
     ],
 )
-def test_installed_service_account_holds_only_its_own_lease(
-    chart: Cluster, verb: str, lease: str, namespace: str, allowed: bool
+def test_installed_service_account_holds_only_its_lease_and_webhook_route(
+    chart: Cluster, *, kind: str, verb: str, name: str, namespace: str, allowed: bool
 ) -> None:
     account = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"
-    resource = f"leases.coordination.k8s.io{lease}"
+    resource = f"{kind}{name}"
     result = chart.kubectl(
         "auth", "can-i", verb, resource, "-n", namespace, "--as", account, check=False
     )

@@ -3,9 +3,10 @@ real Label Studio: exactly one acts, and losing it mid-round loses and duplicate
 
 The session's operator (no election) is stopped for these tests and started again after, so
 the two replicas here are the only operators acting on the test namespaces. Each replica is
-`labelloop operator --leader-election` as the chart runs it, with the chart's ServiceAccount
-token: the Lease it contends for is the one the chart's Role grants (named after the release,
-in the release namespace), so these tests also prove that grant is enough.
+`labelloop operator --leader-election --leader-service` as the chart runs it, with the chart's
+ServiceAccount token: the Lease it contends for and the webhook Service it routes to itself
+are the ones the chart's Role grants (named after the release, in the release namespace), so
+these tests also prove that grant is enough.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from fixtures.cluster import Cluster
-from fixtures.labelstudio import LabelStudioServer, free_port
+from fixtures.labelstudio import LabelStudioServer
 from fixtures.operator import (
     RELEASE,
     RELEASE_NAMESPACE,
@@ -73,15 +74,15 @@ TEMPLATE = {
 
 @dataclass
 class Replica:
-    """One operator process of the pair, named as its pod would be."""
+    """One operator process of the pair, named and addressed as its pod would be."""
 
     pod: str
+    pod_ip: str
     process: OperatorProcess
-    metrics_port: int
 
     def metrics(self) -> dict[str, float]:
         """This process's samples, by name with labels."""
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        text = httpx.get(self.process.metrics_url, timeout=5).text
         samples = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
         return {name: float(value) for name, value in samples}
 
@@ -105,6 +106,15 @@ def lease(cluster: Cluster) -> dict[str, Any]:
     return spec
 
 
+def routed_to(cluster: Cluster, replica: Replica) -> bool:
+    """Whether the chart's webhook Service is routed to `replica` (its EndpointSlice)."""
+    found = get(cluster, "endpointslice", RELEASE, RELEASE_NAMESPACE) or {}
+    port = int(replica.process.webhook_url.rpartition(":")[2])
+    endpoints = [(e["addresses"], e["targetRef"]["name"]) for e in found.get("endpoints") or ()]
+    ports = [(p["name"], p["port"]) for p in found.get("ports") or ()]
+    return endpoints == [([replica.pod_ip], replica.pod)] and ports == [("webhook", port)]
+
+
 def holder(cluster: Cluster, replicas: list[Replica]) -> Replica | None:
     """The replica the Lease names, if it names one of them."""
     pod = pod_of(lease(cluster).get("holderIdentity") or "")
@@ -118,8 +128,8 @@ def replicas(chart: Cluster, operator: OperatorProcess, tmp_path: Path) -> Itera
     operator.stop()
     chart.kubectl("delete", "lease", RELEASE, "-n", RELEASE_NAMESPACE, "--ignore-not-found")
     pair = []
-    for pod in ("operator-a", "operator-b"):
-        port = free_port()
+    # Addresses from TEST-NET-1, which no pod has: the Service routed to them reaches nothing.
+    for pod, pod_ip in (("operator-a", "192.0.2.1"), ("operator-b", "192.0.2.2")):
         process = OperatorProcess(
             operator.kubeconfig,
             tmp_path / f"{pod}.log",
@@ -127,11 +137,11 @@ def replicas(chart: Cluster, operator: OperatorProcess, tmp_path: Path) -> Itera
                 "--leader-election",
                 f"--leader-election-namespace={RELEASE_NAMESPACE}",
                 f"--lease-name={RELEASE}",
-                f"--metrics-listen=127.0.0.1:{port}",
+                f"--leader-service={RELEASE}",
             ],
-            env={"POD_NAME": pod},
+            env={"POD_NAME": pod, "POD_IP": pod_ip},
         )
-        pair.append(Replica(pod, process, port))
+        pair.append(Replica(pod, pod_ip, process))
     try:
         first, second = pair
         first.process.start()
@@ -177,6 +187,8 @@ def test_one_replica_acts_and_a_killed_leaders_round_finishes_once(
     assert leader.leading() and not standby.leading()
     health = standby.health()
     assert health["standby"] is True and pod_of(health["holder"]) == "operator-a"
+    # Label Studio's webhooks go to the leader's receiver (the standby runs none).
+    eventually(lambda: routed_to(kube, leader), "the webhook Service routed to the leader")
 
     bound_claim(kube, ns, "models")
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ls-token"}}
@@ -226,6 +238,7 @@ def test_one_replica_acts_and_a_killed_leaders_round_finishes_once(
     assert TIMING.renew_deadline < taken_after
     assert taken_after <= TIMING.lease_duration + 2 * TIMING.retry_period + 5
     assert lease(kube)["leaseTransitions"] == 1
+    eventually(lambda: routed_to(kube, standby), "the webhook Service routed to the new leader")
 
     # The new leader counts what came in while nobody led, and lets the round finish.
     status = eventually(

@@ -1,15 +1,19 @@
-"""Leader election's decisions (labelloop.leader.policy), by table and in simulated time."""
+"""Leader election (labelloop.leader): its decisions by table and in simulated time, its flags,
+and the EndpointSlice that routes the operator's Service to the leader."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from labelloop.cli import _election, build_parser
+from labelloop.leader.lease import describe
 from labelloop.leader.policy import (
     DEFAULT_LEASE_NAME,
     LeaseRecord,
@@ -25,6 +29,7 @@ from labelloop.leader.policy import (
     renewal_overdue,
     sight,
 )
+from labelloop.leader.route import endpoint_slice
 
 ME, OTHER = "operator-a_1111", "operator-b_2222"
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -230,10 +235,58 @@ def test_the_flags_make_an_election_named_after_the_pod(monkeypatch: pytest.Monk
     assert again is not None and again.identity != election.identity
 
 
+def test_the_service_follows_the_pod_that_leads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "labelloop-7d9f8c6b5-x2k4q")
+    monkeypatch.setenv("POD_IP", "10.244.1.7")
+    flags = ["--leader-election", "--leader-election-namespace=ops", "--leader-service=labelloop"]
+    election = _election(operator_args(*flags))
+    assert election is not None
+    assert (election.service, election.pod_ip) == ("labelloop", "10.244.1.7")
+    monkeypatch.delenv("POD_IP")
+    with pytest.raises(ValueError, match=re.escape("needs this pod's address ($POD_IP)")):
+        _election(operator_args(*flags))
+
+
+@pytest.mark.parametrize(("pod_ip", "family"), [("10.244.1.7", "IPv4"), ("fd00:10:244::7", "IPv6")])
+def test_the_endpoint_slice_names_the_leading_pod_on_the_services_ports(
+    pod_ip: str, family: str
+) -> None:
+    manifest = endpoint_slice(
+        "ops", "labelloop", "labelloop-x2k4q", pod_ip, {"webhook": 8081, "metrics": 8000}
+    )
+    assert manifest == {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "labelloop",
+            "namespace": "ops",
+            # kube-proxy finds it by the first; the second keeps the EndpointSlice controller
+            # from adopting (and deleting) it.
+            "labels": {
+                "kubernetes.io/service-name": "labelloop",
+                "endpointslice.kubernetes.io/managed-by": "leader.labelloop.io",
+            },
+        },
+        "addressType": family,
+        "endpoints": [
+            {
+                "addresses": [pod_ip],
+                "conditions": {"ready": True},
+                "targetRef": {"kind": "Pod", "name": "labelloop-x2k4q", "namespace": "ops"},
+            }
+        ],
+        "ports": [
+            {"name": "metrics", "port": 8000, "protocol": "TCP"},
+            {"name": "webhook", "port": 8081, "protocol": "TCP"},
+        ],
+    }
+
+
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
         (["--leader-election"], "--leader-election needs --leader-election-namespace"),
+        (["--leader-service=labelloop"], "--leader-service needs --leader-election"),
         (
             ["--leader-election", "--leader-election-namespace=ops", "--renew-deadline=20"],
             "lease_duration (15s) must be longer than renew_deadline (20s)",
@@ -246,3 +299,12 @@ def test_bad_election_flags_are_named(
     args = operator_args(*flags)
     assert args.run(args) == 2
     assert complaint in capsys.readouterr().err
+
+
+def test_api_errors_are_logged_in_one_line_without_headers() -> None:
+    refused = ApiException(status=422, reason="Unprocessable Entity")
+    refused.body = json.dumps({"kind": "Status", "message": 'EndpointSlice "x" is invalid'})
+    refused.headers = {"Audit-Id": "0000"}
+    assert describe(refused) == '422 Unprocessable Entity: EndpointSlice "x" is invalid'
+    assert describe(TimeoutError("timed out")) == "timed out"
+    assert describe(TimeoutError()) == "TimeoutError"

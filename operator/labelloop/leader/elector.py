@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import metrics
-from .lease import LeaseStore
+from .lease import LeaseStore, describe
 from .policy import (
     Move,
     Sighting,
@@ -133,7 +133,9 @@ class Elector:
                 if self.attempt():
                     return
             except Exception as error:  # whatever the API says, a standby only retries
-                logger.warning("standby: cannot read or take Lease %s: %s", self.lease, error)
+                logger.warning(
+                    "standby: cannot read or take Lease %s: %s", self.lease, describe(error)
+                )
             time.sleep(self.timing.retry_period)
 
     def keep(self, stop: threading.Event) -> str | None:
@@ -150,7 +152,9 @@ class Elector:
                 # Any failure only costs this attempt: the deadline decides, and this thread
                 # must never die while the process acts on the Lease.
                 except Exception as error:
-                    logger.warning("leading: cannot renew Lease %s: %s", self.lease, error)
+                    logger.warning(
+                        "leading: cannot renew Lease %s: %s", self.lease, describe(error)
+                    )
             if self._overdue():
                 self._leading = False
                 return f"no renewal for {self.timing.renew_deadline:g}s"
@@ -169,7 +173,7 @@ class Elector:
                 if self.store.replace(record.version, spec, self.timing.renew_deadline):
                     logger.info("released Lease %s", self.lease)
         except Exception as error:
-            logger.warning("could not release Lease %s: %s", self.lease, error)
+            logger.warning("could not release Lease %s: %s", self.lease, describe(error))
 
     def _overdue(self) -> bool:
         return renewal_overdue(self._last_renewed, self._clock(), self.timing.renew_deadline)
@@ -184,14 +188,17 @@ class Elector:
 
 @contextmanager
 def leadership(
-    elector: Elector, health_url: str | None, on_lost: Callable[[str], None]
+    elector: Elector,
+    health_url: str | None,
+    on_lost: Callable[[str], None],
+    on_leading: Callable[[], object] | None = None,
 ) -> Iterator[None]:
     """Run the block only while `elector` holds its Lease.
 
     Until it does, the process is a standby: `health_url` (the liveness endpoint the block
-    serves once it runs) answers 200 meanwhile, since a standby is healthy. While the block
-    runs a thread renews the Lease, calling `on_lost(reason)` if leadership is lost. After it,
-    the Lease is released.
+    serves once it runs) answers 200 meanwhile, since a standby is healthy. Once it leads,
+    `on_leading()` runs before the block. While the block runs a thread renews the Lease,
+    calling `on_lost(reason)` if leadership is lost. After it, the Lease is released.
     """
     with _standby_health(health_url, elector):
         elector.acquire()
@@ -207,6 +214,8 @@ def leadership(
     renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
     renewer.start()
     try:
+        if on_leading is not None:
+            on_leading()
         yield
     finally:
         stop.set()

@@ -6,6 +6,7 @@ when anyone wrote the Lease in between: of two candidates racing to take it, exa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes import client
@@ -78,6 +79,17 @@ class LeaseStore:
                 return None
             raise
         return _record(lease)
+
+
+def describe(error: Exception) -> str:
+    """An API error in one line: its status and the API server's message, not the headers."""
+    if isinstance(error, ApiException):
+        try:
+            message = json.loads(error.body or "{}").get("message")
+        except ValueError:
+            message = None
+        return f"{error.status} {error.reason}: {message or error.body}"
+    return str(error) or type(error).__name__
 
 
 def _record(lease: Any) -> LeaseRecord:

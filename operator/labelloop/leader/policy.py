@@ -57,6 +57,17 @@ class Election:
     identity: str
     name: str = DEFAULT_LEASE_NAME
     timing: Timing = field(default_factory=Timing)
+    service: str | None = None
+    """A Service without a selector, in `namespace`, that the leader routes to itself
+    (`leader.route`)."""
+    pod_ip: str | None = None
+    """This replica's pod address, for `service`."""
+
+    def __post_init__(self) -> None:
+        if self.service and not self.pod_ip:
+            raise ValueError(
+                f"routing Service {self.service} to the leader needs this pod's address ($POD_IP)"
+            )
 
 
 @dataclass(frozen=True)
