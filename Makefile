@@ -78,8 +78,8 @@ e2e: install tools images ## the end-to-end scenario on the local cluster's real
 test-trainer: install ## trainer and prelabel-server tests on CPU (about 5 min)
 	@$(BIN)/pytest tests/trainer tests/unit -k "trainer or serve"
 
-test-fast: install ## unit tests only (no control plane, no Label Studio, no training)
-	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer"
+test-fast: install ## unit tests only (no control plane, no Label Studio, no training, no fuzzing)
+	@$(BIN)/pytest -m "not cluster and not labelstudio and not trainer and not fuzz"
 
 bench: bench-train bench-serve bench-al bench-tune ## every benchmark; JSON reports in bench-reports/
 
