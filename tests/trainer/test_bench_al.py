@@ -1,10 +1,11 @@
-"""`bench_al.py` end to end on the tiny model and a toy set: two rounds of both strategies."""
+"""`bench_al.py` end to end on the tiny model and a toy set: both learners, the report's shape."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -24,55 +25,59 @@ def bench_module() -> ModuleType:
     return module
 
 
-def test_both_strategies_start_alike_and_the_report_has_both_curves(
-    tmp_path: Path, tiny_model: Path
-) -> None:
-    data = write_jsonl(tmp_path / "toy.jsonl", toy_sentences(per_class=12))
-    output = tmp_path / "al.json"
-    report = bench_module().main(
+def run(tmp_path: Path, tiny_model: Path, *flags: str) -> dict[str, Any]:
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_sentences(per_class=30))
+    report: dict[str, Any] = bench_module().main(
         [
             "--data", str(data), "--text-field", "text", "--label-field", "label",
-            "--base-model", str(tiny_model), "--learning-rate", "0.02", "--epochs", "1",
-            "--test-size", "9", "--seed-size", "9", "--batch", "6", "--rounds", "2",
-            "--output", str(output),
+            "--base-model", str(tiny_model), "--test-size", "18", "--seed-size", "9",
+            "--batch", "6", "--output", str(tmp_path / "al.json"), *flags,
         ]
     )  # fmt: skip
-
-    assert output.exists()
-    assert set(report["curves"]) == {"uncertainty", "random"}
-    for curve in report["curves"].values():
-        assert [p["labels"] for p in curve] == [9, 15]
-        assert all(0 <= p["accuracy"] <= 1 and 0 <= p["macro_f1"] <= 1 for p in curve)
-    runs = report["runs"]
-    assert runs["uncertainty"]["0"]["seed_set"] == runs["random"]["0"]["seed_set"]
-    first = runs["uncertainty"]["0"]["points"][0]
-    # Uncertainty sampling picks the least confident rows of the pool it scored.
-    assert first["picked_mean_confidence"] <= first["pool_mean_confidence"]
-    assert sum(first["picked_labels"].values()) == 6
-    target = report["target"]["value"]
-    assert target == report["curves"]["random"][-1]["accuracy"]
-    assert report["labels_to_target"]["random"] is not None
-    savings = report["label_savings"]
-    assert savings is None or savings == pytest.approx(
-        1 - report["labels_to_target"]["uncertainty"] / report["labels_to_target"]["random"],
-        abs=1e-3,
-    )
-    assert report["per_seed"]["0"]["label_savings"] == savings  # one seed: the mean is it
-    assert report["data"]["test"] == 9 and report["data"]["pool"] == 27
+    assert (tmp_path / "al.json").exists()
+    return report
 
 
-@pytest.mark.parametrize(
-    ("curve", "target", "expected"),
-    [
-        ([(10, 0.5), (20, 0.7)], 0.6, 15.0),  # interpolated between the two points
-        ([(10, 0.65), (20, 0.7)], 0.6, 10.0),  # already there at the first point
-        ([(10, 0.5), (20, 0.8), (30, 0.6)], 0.6, 40 / 3),  # the first crossing counts
-        ([(10, 0.5), (20, 0.55)], 0.6, None),  # never reached
-    ],
-)
-def test_labels_to_reach(
-    curve: list[tuple[int, float]], target: float, expected: float | None
+def test_every_strategy_starts_alike_and_is_read_against_random(
+    tmp_path: Path, tiny_model: Path
 ) -> None:
-    points = [{"labels": n, "accuracy": a} for n, a in curve]
-    found = bench_module().labels_to_reach(points, target)
-    assert found == (None if expected is None else pytest.approx(expected))
+    report = run(tmp_path, tiny_model, "--budget", "21", "--seeds", "0,1")
+    strategies = ["random", "uncertainty", "margin", "entropy", "margin-diverse"]
+    assert list(report["curves"]) == strategies
+    assert report["settings"]["schedule"] == [9, 15, 21]
+    for curve in report["curves"].values():
+        assert [p["labels"] for p in curve] == [9, 15, 21]
+        for point in curve:
+            found = point["accuracy"]
+            assert found["low"] <= found["mean"] <= found["high"]
+            assert 0 <= found["mean"] <= 1
+    runs = report["runs"]
+    assert runs["margin"]["0"]["seed_set"] == runs["random"]["0"]["seed_set"]
+    assert runs["margin"]["0"]["seed_set"] != runs["margin"]["1"]["seed_set"]
+    assert sum(runs["margin"]["0"]["points"][0]["picked_labels"].values()) == 6
+    # The budget is the only target within reach here.
+    (target,) = report["label_savings"]
+    assert target == "random_at_budget"
+    margin = report["label_savings"][target]["margin"]
+    savings = margin["label_savings"]
+    assert savings["low"] <= savings["mean"] <= savings["high"]
+    assert len(margin["per_seed"]) == 2
+    assert margin["beats_random"] is (savings["low"] > 0)
+
+
+def test_the_trainer_learner_trains_a_version_a_round(tmp_path: Path, tiny_model: Path) -> None:
+    report = run(
+        tmp_path, tiny_model, "--learner", "trainer", "--budget", "15", "--seeds", "0",
+        "--strategies", "margin",
+    )  # fmt: skip
+    assert report["settings"]["learner"] == "trainer"
+    assert list(report["curves"]) == ["random", "margin"]
+    assert [p["labels"] for p in report["curves"]["margin"]] == [9, 15]
+
+
+def test_the_interval_is_a_t_interval() -> None:
+    module = bench_module()
+    assert module.interval([0.5]) == {"mean": 0.5, "low": 0.5, "high": 0.5}
+    found = module.interval([0.1, 0.3])  # mean 0.2, sd 0.1414, t(1) 12.706
+    assert found["mean"] == 0.2
+    assert found["high"] == pytest.approx(0.2 + 12.706 * 0.1414214 / 2**0.5, abs=1e-4)

@@ -13,6 +13,7 @@ import pytest
 
 from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.labelstudio.models import Annotation, MLBackend, Prediction, Task
+from labelloop.loop import active_learning, prelabels
 from labelloop.loop.active_learning import Candidate
 from labelloop.loop.prelabels import (
     BackendPlan,
@@ -185,7 +186,13 @@ def server() -> Iterator[_Server]:
 
 
 def one_pass(
-    server: _Server, ls: _LabelStudio, tasks: list[Task], cache: AnswerCache, version: str = "v2"
+    server: _Server,
+    ls: _LabelStudio,
+    tasks: list[Task],
+    cache: AnswerCache,
+    version: str = "v2",
+    *,
+    cold_start: bool = False,
 ) -> PrelabelOutcome:
     return prelabel_pass(
         cast(LabelStudioClient, ls),
@@ -198,7 +205,20 @@ def one_pass(
         batch_size=2,
         cache=cache,
         cache_id="project-uid",
+        cold_start=cold_start,
     )
+
+
+def test_before_a_fine_tuned_version_the_batch_is_a_random_sample(server: _Server) -> None:
+    tasks = [task(i) for i in range(1, 21)]
+    cold = one_pass(server, _LabelStudio(), tasks, AnswerCache(), cold_start=True)
+    assert (
+        cold.chosen
+        == active_learning.rank(
+            prelabels.rank_inputs(cold.answers, "v2").candidates, "random", seed=7
+        )[:2]
+    )
+    assert cold.chosen != [1, 2]  # not the least certain
 
 
 def test_each_pending_task_is_asked_once_across_passes(server: _Server) -> None:

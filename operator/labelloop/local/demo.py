@@ -12,12 +12,14 @@ the Label Studio API as Label Studio users:
 - A plain JSONL/CSV (`--text-field`, `--label-field`): the gold label with probability
   `--annotator-accuracy`, else another label at random.
 
-Every batch is the runner's queue: the tasks holding the serving version's prelabels, highest
-uncertainty first (the zero-shot prelabeler's for the first batch). After each
-batch the next round trains, rolls out and prelabels, and the demo measures: the version's
-prelabel accuracy on the tasks nobody labelled yet, against the gold labels, and (once the next
-batch is done) the share of its prelabels the annotators kept unchanged. A last batch after the
-last round measures that share for the last version; it trains nothing.
+Every batch is the runner's queue: the tasks holding the serving version's prelabels, in the
+project's active-learning order (the first batch, under the zero-shot prelabeler, a random
+sample: the cold-start rule). After each batch the next round trains, is gated against the
+serving version on the same held-out annotations, rolls out and prelabels, and the demo
+measures: the version's prelabel accuracy on the tasks nobody labelled yet, against the gold
+labels, the stopping rule's kappa, the relabel suspects, and (once the next batch is done) the
+share of its prelabels the annotators kept unchanged. A last batch after the last round
+measures that share for the last version; it trains nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .labelstudio_server import LabelStudioStartError
 from .manifests import LocalManifests, Project
 from .progress import Bar
 from .report import RoundRow, write_report
-from .runner import LocalRunner, RoundRecord, RunnerError, RunnerOptions
+from .runner import LocalRunner, RoundRecord, RunnerError, RunnerOptions, StepOutcome
 from .volumes import Volumes
 
 REPO = Path(__file__).resolve().parents[3]
@@ -301,9 +303,11 @@ def _loop(
 
     rows: list[RoundRow] = []
     t = time.monotonic()
-    runner.settle()
+    settled = runner.settle()
     rows.append(
-        _measure(runner, gold, number=0, labels=0, seconds=time.monotonic() - t, trained=None)
+        _measure(
+            runner, settled, gold, number=0, labels=0, seconds=time.monotonic() - t, trained=None
+        )
     )
     print(RoundRow.header(), flush=True)
     for number in range(1, settings.rounds + 2):
@@ -327,10 +331,11 @@ def _loop(
             raise DemoError(f"round {number} did not start: {outcome.rollout}")
         if outcome.trained.phase != "Succeeded":
             raise DemoError(f"round {number}: {outcome.trained.message}")
-        runner.settle()
+        settled = runner.settle()
         rows.append(
             _measure(
                 runner,
+                settled,
                 gold,
                 number=number,
                 labels=outcome.counts.annotations,
@@ -388,6 +393,7 @@ def _annotate(
 
 def _measure(
     runner: LocalRunner,
+    settled: StepOutcome,
     gold: Mapping[int, Example],
     *,
     number: int,
@@ -395,9 +401,11 @@ def _measure(
     seconds: float,
     trained: RoundRecord | None,
 ) -> RoundRow:
-    """Prelabel accuracy of the serving version on the unlabelled tasks, against gold."""
+    """Prelabel accuracy of the serving version on the unlabelled tasks, against gold; the
+    gate's two scores, the stopping rule's kappa and the relabel suspects."""
     done = runner.last_pass
     assert done is not None
+    verdict = {} if trained is None else (trained.promotion or {})
     right = sum(
         labels_of_result(runner.schema, p["result"]) == [gold[task].gold]
         for task, p in done.predictions.items()
@@ -409,7 +417,11 @@ def _measure(
         eval_macro_f1=None if trained is None else trained.metrics.get("macro_f1"),
         prelabel_accuracy=right / len(done.predictions) if done.predictions else None,
         unlabelled=len(done.predictions),
-        gate=None if trained is None else (trained.promotion or {}).get("passed"),
+        gate=verdict.get("passed"),
+        serving_score=verdict.get("servingScore"),
         train_seconds=None if trained is None else trained.seconds,
         round_seconds=round(seconds, 1),
+        agreement=done.stopping.agreement,
+        stable=done.stopping.stable,
+        relabel_suspects=None if settled.review is None else len(settled.review.relabel.task_ids),
     )

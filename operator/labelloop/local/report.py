@@ -12,8 +12,12 @@ COLUMNS = (
     ("labels", 6),
     ("model version", 30),
     ("eval macro-F1", 13),
+    ("serving F1", 10),
+    ("gate", 7),
     ("prelabel acc.", 13),
     ("accepted", 8),
+    ("kappa", 6),
+    ("relabel", 7),
 )
 
 
@@ -31,11 +35,20 @@ class RoundRow:
     """Share of the serving version's prelabels of the unlabelled tasks equal to gold."""
     unlabelled: int
     gate: bool | None = None
+    serving_score: float | None = None
+    """The gate's score of the version serving before the round, on the same held-out
+    annotations as `eval_macro_f1` (the zero-shot prelabeler's in round 1)."""
     accepted: float | None = None
     """Share of its prelabels the next batch's annotators kept unchanged."""
     train_seconds: float | None = None
     round_seconds: float | None = None
     annotate_seconds: float | None = None
+    agreement: float | None = None
+    """Kappa between this version's labels of the unlabelled tasks and the previous one's."""
+    stable: bool = False
+    """The stopping rule: further labels are changing few predictions."""
+    relabel_suspects: int | None = None
+    """Labelled tasks a confident prelabel contradicts or whose annotators split."""
 
     @staticmethod
     def header() -> str:
@@ -48,8 +61,12 @@ class RoundRow:
             str(self.labels),
             self.model_version,
             _share(self.eval_macro_f1),
+            _share(self.serving_score),
+            "—" if self.gate is None else ("passed" if self.gate else "refused"),
             _share(self.prelabel_accuracy),
             _share(self.accepted),
+            _share(self.agreement) + ("*" if self.stable else ""),
+            "—" if self.relabel_suspects is None else str(self.relabel_suspects),
         )
 
     def line(self) -> str:
@@ -66,6 +83,10 @@ class RoundRow:
             "accepted": _rounded(self.accepted),
             "unlabelledTasks": self.unlabelled,
             "gatePassed": self.gate,
+            "gateServingScore": _rounded(self.serving_score),
+            "predictionAgreement": _rounded(self.agreement),
+            "stable": self.stable,
+            "relabelSuspects": self.relabel_suspects,
             "trainSeconds": self.train_seconds,
             "roundSeconds": self.round_seconds,
             "annotateSeconds": self.annotate_seconds,
@@ -97,12 +118,18 @@ def _markdown(report: dict[str, Any], rows: list[RoundRow]) -> str:
         + ".",
         "",
         "Each round: a batch of annotations through the Label Studio API (the serving "
-        "version's queue, highest uncertainty first), a LoRA fine-tune on every annotation so "
-        "far, the promotion gate, the rollout, and prelabels for the remaining tasks. "
-        "*prelabel acc.*: the serving version's prelabels of the not-yet-labelled tasks against "
-        "the gold labels; *accepted*: the share of its prelabels the next batch's annotators "
-        "kept unchanged (that batch is the version's least confident tasks, so this share is "
-        "lower than its accuracy on the rest).",
+        "version's queue in active-learning order; round 0's a random sample), a LoRA "
+        "fine-tune on every annotation so far, the promotion gate, the rollout, and prelabels "
+        "for the remaining tasks. *eval macro-F1*: the round's version on its held-out "
+        "annotations; *serving F1*: the version serving before it on the same annotations "
+        "(zero-shot in round 1), which it must beat to pass the *gate*; *prelabel acc.*: the "
+        "serving version's prelabels of the not-yet-labelled tasks against the gold labels; "
+        "*accepted*: the share of its prelabels the next batch's annotators kept unchanged "
+        "(that batch is the version's least confident tasks, so this share is lower than its "
+        "accuracy on the rest); *kappa*: its labels of the unlabelled tasks against the "
+        "previous version's (* once the stopping rule says further labels change few "
+        "predictions); *relabel*: labelled tasks a confident prelabel contradicts or whose "
+        "annotators split.",
         "",
         RoundRow.header(),
         *(r.line() for r in rows),

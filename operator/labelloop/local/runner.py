@@ -14,7 +14,14 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
    stopped, its directory kept for rollback;
 3. the operator's prelabel step (`loop.prelabels`): the serving version as the project's one
    ML backend, asked about every unlabelled task without its prediction, and the most
-   informative `batchSize` answers (`loop.active_learning`) imported, once per pass.
+   informative `batchSize` answers (`loop.active_learning`) imported, once per pass (while
+   the zero-shot server serves, a random sample: the cold-start rule);
+4. the operator's review step (`steps.review`): the Data Manager views, among them the
+   relabel suspects (`loop.relabel`).
+
+Each time a new version serves, its labels of the unlabelled tasks are compared with the
+previous version's (`active_learning.prediction_agreement`), which feeds the stopping rule
+(`active_learning.stopping_signal`, `spec.prelabel.activeLearning.stability`).
 
 Before any fine-tuned version is active, the zero-shot server of the base model serves
 (round 0). Training blocks a step: annotators keep working in Label Studio meanwhile, and the
@@ -42,10 +49,12 @@ from ..labelstudio.errors import LabelStudioError
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
 from ..labelstudio.models import Task
 from ..loop import acceptance, active_learning, counting, prelabels, serving, trigger
+from ..loop.counting import labels_of_result
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
 from ..resources.training import LabelStudioExport, TrainingInputs, job_file
+from ..steps import review as review_step
 from ..steps.prelabel import AnswerCache, prelabel_pass, register_backend
 from ..steps.project import ensure_project, import_data
 from .labelstudio_server import LabelStudioServer, free_port
@@ -145,6 +154,8 @@ class PrelabelPass:
     predicted: int
     """Tasks sent to `/predict` in this pass (the others' answers are remembered)."""
     seconds: float
+    stopping: active_learning.StoppingSignal
+    """The stopping rule over the versions served so far."""
 
 
 @dataclass
@@ -155,6 +166,8 @@ class StepOutcome:
     settled: bool
     """No rollout under way, and the serving version's prelabels are in."""
     prelabels: PrelabelPass | None
+    review: review_step.Review | None
+    """The review step's findings (None before any prediction)."""
 
 
 class LocalRunner:
@@ -190,6 +203,10 @@ class LocalRunner:
         """The serving version's answers to pending tasks, between passes (`steps.prelabel`)."""
         self._seen: dict[str, dict[int, JSON]] = {}
         """Each version's answers by task id, imported or not, for the queue and the report."""
+        self._served: list[str] = []
+        """The versions that served, in order."""
+        self.agreements: list[float] = []
+        """Kappa between each version served and the one before, on the unlabelled tasks."""
         self._refused: str | None = None
         self._check_paths()
 
@@ -348,8 +365,11 @@ class LocalRunner:
         if serving is not None:
             self._ensure_backend(serving)
             pushed = self._prelabel(tasks, serving)
+        reviewed = review_step.review(
+            self.ls, self.project_id, self.project.spec, tasks=tasks, schema=self.schema
+        )
         settled = not rolling and pushed is not None
-        return StepOutcome(counts, trained, message, settled, pushed)
+        return StepOutcome(counts, trained, message, settled, pushed, reviewed)
 
     def settle(self, timeout_s: float = 900.0, interval_s: float = 0.5) -> StepOutcome:
         """Step until no rollout is under way and the serving version's prelabels are in."""
@@ -594,12 +614,17 @@ class LocalRunner:
             cache=self.answers,
             cache_id=self.state.project_uid,
             chunk=self.options.predict_chunk,
+            cold_start=self.rollout_state.active is None,
         )
         if outcome.server_error is not None:
             # The operator reports PrelabelServerFailed and retries; a local run stops here.
             raise RunnerError(f"prelabel server of {version}: {outcome.server_error}")
         answers = self._seen.setdefault(version, {})
         answers.update(outcome.answers)
+        if version not in self._served:
+            self._served.append(version)
+            if len(self._served) > 1:
+                self._compare_versions(tasks, *self._served[-2:])
         if outcome.chosen:
             imported = f"{len(outcome.chosen)} prediction(s) of {version} imported"
             self.say(f"{imported} ({order.strategy} order)")
@@ -619,5 +644,22 @@ class LocalRunner:
             imported=len(outcome.chosen),
             predicted=outcome.asked,
             seconds=round(time.monotonic() - began, 1),
+            stopping=active_learning.stopping_signal(self.agreements, order.stability),
         )
         return self.last_pass
+
+    def _compare_versions(self, tasks: list[Task], before: str, after: str) -> None:
+        """Kappa between two versions' labels of the tasks unlabelled now that both answered."""
+        open_ids = {t.id for t in tasks if prelabels.unlabelled(t)}
+
+        def labels(version: str) -> dict[int, str]:
+            return {
+                task_id: ",".join(labels_of_result(self.schema, answer.get("result") or []))
+                for task_id, answer in self._seen.get(version, {}).items()
+                if task_id in open_ids
+            }
+
+        kappa = active_learning.prediction_agreement(labels(before), labels(after))
+        if kappa is not None:
+            self.agreements.append(round(kappa, 4))
+            self.say(f"{after} agrees with {before} on the unlabelled tasks at kappa {kappa:.3f}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..api.labelconfig import LabelSchema
 from ..labelstudio.models import Annotation, Prediction, Task
+from . import routing
 from .counting import counted, labels_of_result
 
 # Status and Data Manager views stay readable; the count says how many there are in all.
@@ -82,15 +83,5 @@ def disagreements(
 
 
 def review_filter(found: Iterable[Disagreement]) -> dict[str, object]:
-    """Data Manager filters selecting the tasks of the first `MAX_LISTED` disagreements.
-
-    With none, the filter selects nothing (an id no task has), so the view stays and empties.
-    """
-    ids = sorted({d.task_id for d in found})[:MAX_LISTED] or [0]
-    return {
-        "conjunction": "or",
-        "items": [
-            {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": i}
-            for i in ids
-        ],
-    }
+    """Data Manager filters selecting the tasks of the first `MAX_LISTED` disagreements."""
+    return routing.tasks_filter(sorted({d.task_id for d in found})[:MAX_LISTED])

@@ -11,6 +11,7 @@ version (the connected ML backend's), so older versions' predictions do not coun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ HARD_BELOW = 0.6
 EASY_FROM = 0.85
 VIEW_PREFIX = "labelloop: "
 REVIEW_VIEW = f"{VIEW_PREFIX}prelabel disagreements"
+RELABEL_VIEW = f"{VIEW_PREFIX}relabel suspects"
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,15 @@ def tier_views() -> list[ViewSpec]:
         ViewSpec(f"{VIEW_PREFIX}{tier} tasks", {"conjunction": "and", "items": [_UNLABELLED, band]})
         for tier, band in bands.items()
     ]
+
+
+def tasks_filter(task_ids: Sequence[int]) -> dict[str, Any]:
+    """Data Manager filters selecting exactly `task_ids`. With none, the filter selects
+    nothing (an id no task has), so the view stays and empties."""
+    return {
+        "conjunction": "or",
+        "items": [
+            {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": i}
+            for i in task_ids or [0]
+        ],
+    }

@@ -149,9 +149,12 @@ def prelabel_pass(
     cache: AnswerCache,
     cache_id: str,
     chunk: int = PREDICT_CHUNK,
+    cold_start: bool = False,
 ) -> PrelabelOutcome:
     """Ask the server at `url` about the tasks lacking `version`'s prediction, import the most
-    informative `batch_size` answers; `cache_id` names the project in `cache`."""
+    informative `batch_size` answers; `cache_id` names the project in `cache`. `cold_start`:
+    no fine-tuned version serves yet, so the batch is a random sample
+    (`active_learning.next_batch`)."""
     pending = prelabels.needing_prediction(tasks, version)
     key = (url, version, label_config)
     known = cache.known(cache_id, key)
@@ -169,7 +172,9 @@ def prelabel_pass(
     answers = {task_id: a for task_id, a in known.items() if task_id in wanted}
     cache.keep(cache_id, key, answers)
     ranked = prelabels.rank_inputs(answers, version)
-    chosen = active_learning.next_batch(ranked.candidates, strategy, batch_size, seed=project_id)
+    chosen = active_learning.next_batch(
+        ranked.candidates, strategy, batch_size, seed=project_id, cold_start=cold_start
+    )
     if chosen:
         ls.import_predictions(project_id, prelabels.to_import(chosen, answers))
     cache.forget(cache_id, [*chosen, *ranked.unusable])

@@ -1,7 +1,8 @@
-"""The Data Manager views labelloop keeps: one per annotator tier (tasks by prelabel score)
-and one of the annotations that contradict a confident prelabel.
+"""The Data Manager views labelloop keeps: one per annotator tier (tasks by prelabel score),
+one of the annotations that contradict a confident prelabel, and the relabel suspects for
+experts (`loop.relabel`).
 
-Both rest on predictions, so a project without any gets neither views nor disagreements.
+All rest on predictions, so a project without any gets no views, disagreements or suspects.
 Views of other people are left alone; ours are found by title.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..api.annotationproject import AnnotationProjectSpec
+from ..api.annotationproject import AnnotationProjectSpec, Consistency
 from ..api.labelconfig import LabelSchema
 from ..labelstudio.client import LabelStudioClient
 from ..labelstudio.models import Task
-from ..loop import consistency, routing
+from ..loop import consistency, relabel, routing
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class Review:
     disagreements: list[consistency.Disagreement] | None
     """Every disagreement with a confident prelabel, when `spec.quality.consistency` is
     enabled; None when it is not."""
+    relabel: relabel.RelabelQueue
+    """Tasks worth an expert's second look (confident at `consistency.minScore`, or its
+    default when the check is off)."""
 
 
 def ensure_views(
@@ -47,7 +51,7 @@ def review(
     tasks: Sequence[Task],
     schema: LabelSchema,
 ) -> Review | None:
-    """Disagreements with confident prelabels and the views by difficulty; None without
+    """Disagreements with confident prelabels, relabel suspects and the views; None without
     predictions."""
     if not any(t.predictions for t in tasks):
         return None
@@ -57,5 +61,7 @@ def review(
     if check is not None and check.enabled:
         found = consistency.disagreements(tasks, schema, check.min_score)
         views.append(routing.ViewSpec(routing.REVIEW_VIEW, consistency.review_filter(found)))
+    suspects = relabel.relabel_queue(tasks, schema, (check or Consistency()).min_score)
+    views.append(routing.ViewSpec(routing.RELABEL_VIEW, relabel.queue_filter(suspects)))
     ensure_views(ls, project_id, views)
-    return Review(found)
+    return Review(found, suspects)
