@@ -7,6 +7,7 @@ from . import (
     prelabelservice,
     status_metrics,
     watches,
+    webhooks,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "prelabelservice",
     "status_metrics",
     "watches",
+    "webhooks",
 ]
