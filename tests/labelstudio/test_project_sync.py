@@ -27,7 +27,8 @@ from labelloop.labelstudio.errors import LabelConfigRejected
 from labelloop.loop.annotators import score_annotators, votes_of_tasks
 from labelloop.loop.consistency import disagreements, review_filter
 from labelloop.loop.counting import tally
-from labelloop.loop.routing import REVIEW_VIEW, ViewSpec, tier_views
+from labelloop.loop.relabel import queue_filter, relabel_queue
+from labelloop.loop.routing import RELABEL_VIEW, REVIEW_VIEW, ViewSpec, tier_views
 from labelloop.steps.project import (
     DataSourceUnavailable,
     ensure_project,
@@ -313,7 +314,12 @@ def test_disagreements_with_confident_prelabels_and_tier_views(
         (disagree, ("Positive",), ("Negative",), 0.95)
     ]
 
-    wanted = [*tier_views(), ViewSpec(REVIEW_VIEW, review_filter(found))]
+    suspects = relabel_queue(list(ls.iter_tasks(project_id)), SCHEMA, min_score=0.9)
+    wanted = [
+        *tier_views(),
+        ViewSpec(REVIEW_VIEW, review_filter(found)),
+        ViewSpec(RELABEL_VIEW, queue_filter(suspects)),
+    ]
     ensure_views(ls, project_id, wanted)
     views = {v.title: v for v in ls.list_views(project_id)}
     ensure_views(ls, project_id, wanted)  # a second pass changes nothing
@@ -321,6 +327,7 @@ def test_disagreements_with_confident_prelabels_and_tier_views(
     shown = {title: view_task_ids(label_studio, project_id, v.id) for title, v in views.items()}
     assert shown == {
         REVIEW_VIEW: [disagree],
+        RELABEL_VIEW: [disagree],  # experts relabel what a confident prelabel contradicts
         "labelloop: expert tasks": [hard],
         "labelloop: standard tasks": [],
         "labelloop: basic tasks": [easy],

@@ -213,6 +213,13 @@ def sync_project(
     fields["agreement"] = annotators.mean_agreement(votes)
     fields["task_agreement"] = _agreement_status(annotators.agreement_summary(votes))
     reviewed = review_step.review(ls, project_id, spec, tasks=tasks, schema=schema)
+    if reviewed is not None:
+        suspects = reviewed.relabel
+        fields["relabel_suspects"] = {
+            "total": len(suspects.task_ids),
+            "contradicted": suspects.contradicted,
+            "split": suspects.split,
+        }
     if reviewed is not None and reviewed.disagreements is not None:
         found = reviewed.disagreements
         fields["disagreements"] = [_disagreement(d) for d in found[: consistency.MAX_LISTED]]
