@@ -308,3 +308,17 @@ def test_api_errors_are_logged_in_one_line_without_headers() -> None:
     assert describe(refused) == '422 Unprocessable Entity: EndpointSlice "x" is invalid'
     assert describe(TimeoutError("timed out")) == "timed out"
     assert describe(TimeoutError()) == "TimeoutError"
+
+
+def test_everything_that_acts_starts_with_kopf_and_so_only_on_the_leader() -> None:
+    """`operator.run` starts kopf only once it holds the Lease: the webhook receiver and the
+    Label Studio poller are kopf start-up activities, the reconcile loops kopf daemons."""
+    import kopf
+
+    from labelloop import controllers
+
+    assert controllers  # registers them
+    registry = kopf.get_default_registry()
+    activities = {getattr(h.fn, "__name__", "") for h in registry._activities.get_all_handlers()}
+    assert {"start_receiver", "start_polling"} <= activities
+    assert registry._spawning.get_all_handlers(), "the reconcile loops are kopf daemons"
