@@ -28,6 +28,10 @@ from labelloop.loop.prelabels import (
 from labelloop.steps.prelabel import AnswerCache, PrelabelOutcome, prelabel_pass
 
 RESULT = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["P"]}}]
+LABEL_CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+    '<Choice value="P"/><Choice value="N"/></Choices></View>'
+)
 
 
 def task(task_id: int, *versions: str, annotated: bool = False, skipped: bool = False) -> Task:
@@ -200,7 +204,7 @@ def one_pass(
         tasks=tasks,
         url=server.url,
         version=version,
-        label_config="<View/>",
+        label_config=LABEL_CONFIG,
         strategy="uncertainty",
         batch_size=2,
         cache=cache,
@@ -246,6 +250,20 @@ def test_the_cache_is_its_owners_and_a_new_version_is_asked_again(server: _Serve
     server.version = "v3"
     later = one_pass(server, _LabelStudio(), [task(3)], cache, version="v3")
     assert later.asked == 1 and later.chosen == [3]
+
+
+def test_a_new_versions_first_pass_measures_its_agreement_with_the_last(server: _Server) -> None:
+    cache = AnswerCache()
+    tasks = [task(i) for i in range(1, 6)]
+    first = one_pass(server, _LabelStudio(), tasks, cache)
+    assert first.agreement is None  # nothing served before
+    server.version = "v3"
+    # Tasks 1 and 2 hold v2's prelabels now; v2's answers to 3-5 are remembered.
+    changed = one_pass(server, _LabelStudio(), [task(1, "v2"), task(2, "v2"), *tasks[2:]],
+                       cache, version="v3")  # fmt: skip
+    assert changed.agreement == 1.0  # both answer P everywhere
+    again = one_pass(server, _LabelStudio(), tasks, cache, version="v3")
+    assert again.agreement is None  # once per version change
 
 
 def test_a_failing_server_is_an_outcome() -> None:

@@ -4,7 +4,9 @@ When `spec.prelabel.serviceRef` names a PrelabelService with an active version, 
 that service registered as the project's one ML backend and pushes the next batch of its
 predictions in active-learning order: `steps.prelabel`, the very steps the local runner
 takes. This module only finds the service's version and address on the cluster and turns the
-outcome into `status.prelabels`, the `PrelabelsPushed` condition and Events.
+outcome into `status.prelabels`, `status.stopping` (the kappa each version change measured,
+kept in status, so a restarted operator loses none but a change it did not see), the
+`PrelabelsPushed` condition and Events.
 
 A prelabel server that fails or a backend that Label Studio refuses turns `PrelabelsPushed`
 False, with an Event when that reason is new, and the rest of the pass stands. Label Studio's
@@ -18,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import API_VERSION, PRELABEL_SERVICE
-from ..api.annotationproject import AnnotationProjectSpec, AnnotationProjectStatus
+from ..api.annotationproject import AnnotationProjectSpec, AnnotationProjectStatus, Stability
 from ..api.labelconfig import LabelSchema
 from ..labelstudio.client import LabelStudioClient
 from ..labelstudio.models import Task
-from ..loop import acceptance
+from ..loop import acceptance, active_learning
 from ..resources.common import Owner
 from ..steps.prelabel import AnswerCache, prelabel_pass, register_backend
 from .conditions import ConditionUpdate
@@ -30,6 +32,7 @@ from .context import OperatorContext
 
 CONDITION = "PrelabelsPushed"
 LISTED = 100
+AGREEMENTS_KEPT = 10
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Pushed:
     Events."""
 
     status: dict[str, Any] | None
+    stopping: dict[str, Any] | None = None
+    """`status.stopping`: the stopping rule over the version changes measured so far."""
     conditions: list[ConditionUpdate] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     infos: list[tuple[str, str]] = field(default_factory=list)
@@ -81,7 +86,8 @@ def push_prelabels(
             for v, a in sorted(acceptance.by_version(tasks, schema).items())
         ][:LISTED],
     }
-    out = Pushed(status)
+    agreements = list(prior.stopping.agreements) if prior.stopping is not None else []
+    out = Pushed(status, _stopping(agreements, wanted.active_learning.stability))
     if service is None or not version or not url:
         why = f"PrelabelService {name} not found" if service is None else "no active version yet"
         out.conditions.append(ConditionUpdate(CONDITION, "False", "WaitingForModel", why))
@@ -106,6 +112,9 @@ def push_prelabels(
         cache=answers,
         cache_id=owner.uid,
     )
+    if outcome.agreement is not None:
+        agreements = [*agreements, round(outcome.agreement, 4)][-AGREEMENTS_KEPT:]
+        out.stopping = _stopping(agreements, wanted.active_learning.stability)
     if outcome.server_error is not None:
         failures.append(("PrelabelServerFailed", outcome.server_error))
     if outcome.chosen:
@@ -135,6 +144,16 @@ def push_prelabels(
         )
     out.conditions.append(ConditionUpdate(CONDITION, "True", "Pushed", message))
     return out
+
+
+def _stopping(agreements: list[float], rule: Stability) -> dict[str, Any]:
+    signal = active_learning.stopping_signal(agreements, rule)
+    return {
+        "prediction_agreement": signal.agreement,
+        "agreements": agreements,
+        "stable": signal.stable,
+        "message": signal.message,
+    }
 
 
 def _condition_reason(prior: AnnotationProjectStatus) -> str | None:

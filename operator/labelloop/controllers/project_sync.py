@@ -256,6 +256,7 @@ def sync_project(
         answers=answers,
     )
     fields["prelabels"] = pushed.status
+    fields["stopping"] = pushed.stopping
     conditions.extend(pushed.conditions)
     warnings.extend(pushed.warnings)
     infos.extend(pushed.infos)

@@ -19,8 +19,8 @@ Each `step()` is one reconcile, like the operator's, over what Label Studio hold
 4. the operator's review step (`steps.review`): the Data Manager views, among them the
    relabel suspects (`loop.relabel`).
 
-Each time a new version serves, its labels of the unlabelled tasks are compared with the
-previous version's (`active_learning.prediction_agreement`), which feeds the stopping rule
+Each time a new version serves, the prelabel step compares its labels of the unlabelled
+tasks with the previous version's, which feeds the stopping rule
 (`active_learning.stopping_signal`, `spec.prelabel.activeLearning.stability`).
 
 Before any fine-tuned version is active, the zero-shot server of the base model serves
@@ -49,7 +49,6 @@ from ..labelstudio.errors import LabelStudioError
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
 from ..labelstudio.models import Task
 from ..loop import acceptance, active_learning, counting, prelabels, serving, trigger
-from ..loop.counting import labels_of_result
 from ..loop.rollout import Observed, Plan, RolloutState, Target, plan_rollout
 from ..resources.common import Owner
 from ..resources.rounds import build_round_job
@@ -203,8 +202,6 @@ class LocalRunner:
         """The serving version's answers to pending tasks, between passes (`steps.prelabel`)."""
         self._seen: dict[str, dict[int, JSON]] = {}
         """Each version's answers by task id, imported or not, for the queue and the report."""
-        self._served: list[str] = []
-        """The versions that served, in order."""
         self.agreements: list[float] = []
         """Kappa between each version served and the one before, on the unlabelled tasks."""
         self._refused: str | None = None
@@ -621,10 +618,9 @@ class LocalRunner:
             raise RunnerError(f"prelabel server of {version}: {outcome.server_error}")
         answers = self._seen.setdefault(version, {})
         answers.update(outcome.answers)
-        if version not in self._served:
-            self._served.append(version)
-            if len(self._served) > 1:
-                self._compare_versions(tasks, *self._served[-2:])
+        if outcome.agreement is not None:
+            self.agreements.append(round(outcome.agreement, 4))
+            self.say(f"{version} agrees with the version before at kappa {outcome.agreement:.3f}")
         if outcome.chosen:
             imported = f"{len(outcome.chosen)} prediction(s) of {version} imported"
             self.say(f"{imported} ({order.strategy} order)")
@@ -647,19 +643,3 @@ class LocalRunner:
             stopping=active_learning.stopping_signal(self.agreements, order.stability),
         )
         return self.last_pass
-
-    def _compare_versions(self, tasks: list[Task], before: str, after: str) -> None:
-        """Kappa between two versions' labels of the tasks unlabelled now that both answered."""
-        open_ids = {t.id for t in tasks if prelabels.unlabelled(t)}
-
-        def labels(version: str) -> dict[int, str]:
-            return {
-                task_id: ",".join(labels_of_result(self.schema, answer.get("result") or []))
-                for task_id, answer in self._seen.get(version, {}).items()
-                if task_id in open_ids
-            }
-
-        kappa = active_learning.prediction_agreement(labels(before), labels(after))
-        if kappa is not None:
-            self.agreements.append(round(kappa, 4))
-            self.say(f"{after} agrees with {before} on the unlabelled tasks at kappa {kappa:.3f}")

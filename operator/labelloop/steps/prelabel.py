@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.annotationproject import ActiveLearningStrategy
+from ..api.labelconfig import LabelSchema, parse_label_config
 from ..labelstudio.client import LabelStudioClient
 from ..labelstudio.errors import LabelStudioRequestError
 from ..labelstudio.ml_backend import MLBackendClient, MLBackendError
 from ..labelstudio.models import Task
 from ..loop import active_learning, prelabels
+from ..loop.counting import labels_of_result
 
 JSON = dict[str, Any]
 # Tasks per /predict request: well under the server's --max-batch, and a short request.
@@ -47,6 +49,8 @@ class AnswerCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._projects: dict[str, tuple[AnswerKey, dict[int, JSON]]] = {}
+        self._previous: dict[str, dict[int, JSON]] = {}
+        """The previous version's answers, from a version change until they are compared."""
 
     def known(self, project: str, key: AnswerKey) -> dict[int, JSON]:
         """A copy of the answers remembered for `project` under `key` (none under another)."""
@@ -55,9 +59,18 @@ class AnswerCache:
             return dict(answers) if remembered_key == key else {}
 
     def keep(self, project: str, key: AnswerKey, answers: Mapping[int, JSON]) -> None:
-        """Remember exactly `answers` for `project` under `key`."""
+        """Remember exactly `answers` for `project` under `key`; under a new model version,
+        the previous version's answers are put aside for `take_previous`."""
         with self._lock:
+            remembered = self._projects.get(project)
+            if remembered is not None and remembered[0][1] != key[1]:
+                self._previous[project] = remembered[1]
             self._projects[project] = (key, dict(answers))
+
+    def take_previous(self, project: str) -> dict[int, JSON] | None:
+        """The previous version's answers once after a version change, then None."""
+        with self._lock:
+            return self._previous.pop(project, None)
 
     def forget(self, project: str, task_ids: Sequence[int]) -> None:
         """Drop answers now stored in Label Studio, or unusable ones, which are asked again."""
@@ -129,6 +142,9 @@ class PrelabelOutcome:
     """Unlabelled tasks holding a prediction of `version` after the pass."""
     server_error: str | None = None
     """The prelabel server failed (`MLBackendError`); what it answered before stays."""
+    agreement: float | None = None
+    """On the first complete pass of a new version: Cohen's kappa between its labels of the
+    pending tasks and the previous version's (`active_learning.prediction_agreement`)."""
 
     @property
     def remaining(self) -> int:
@@ -175,6 +191,13 @@ def prelabel_pass(
     chosen = active_learning.next_batch(
         ranked.candidates, strategy, batch_size, seed=project_id, cold_start=cold_start
     )
+    agreement = None
+    before = cache.take_previous(cache_id) if failure is None else None
+    if before is not None:
+        schema = parse_label_config(label_config)
+        agreement = active_learning.prediction_agreement(
+            _labels(before, schema), _labels(answers, schema)
+        )
     if chosen:
         ls.import_predictions(project_id, prelabels.to_import(chosen, answers))
     cache.forget(cache_id, [*chosen, *ranked.unusable])
@@ -187,4 +210,14 @@ def prelabel_pass(
         unusable=ranked.unusable,
         predicted=prelabels.predicted(tasks, version) + len(chosen),
         server_error=failure,
+        agreement=agreement,
     )
+
+
+def _labels(answers: Mapping[int, JSON], schema: LabelSchema) -> dict[int, str]:
+    """Each answer's labels, as one comparable text (answers without a result left out)."""
+    return {
+        task_id: ",".join(sorted(labels_of_result(schema, answer["result"])))
+        for task_id, answer in answers.items()
+        if isinstance(answer.get("result"), list)
+    }
