@@ -24,6 +24,7 @@ DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021), CC BY 4.0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -363,7 +364,9 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
 ) -> None:
     s = scenario
     serving: str | None = None
-    with Prober(s.service_url()) as prober:
+    # The Service exists from the first version on; from then, a client calls it throughout.
+    with contextlib.ExitStack() as probing:
+        prober: Prober | None = None
         for number in range(1, ROUNDS + 1):
             status = status_of(s.cluster, "annotationproject", s.name, LOCAL)
             queue = ((status.get("prelabels") or {}).get("lastBatch")) or []
@@ -444,7 +447,10 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
             s.rows.append(row)
             counts = status_of(s.cluster, "annotationproject", s.name, LOCAL)["counts"]
             assert counts["annotations"] == s.annotated  # no annotation lost or counted twice
+            if prober is None:
+                prober = probing.enter_context(Prober(s.service_url()))
 
+    assert prober is not None
     with capsys.disabled():
         _report(s, prober)
     assert prober.failures == [], prober.failures
