@@ -318,6 +318,20 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "positive integer or 'auto'",
     ),
     InvalidCase(
+        "ftj-tuning-learning-rate-range-upside-down",
+        "FineTuneJob",
+        {"tuning": {"space": {"learningRate": {"min": 0.01, "max": 0.001}}}},
+        "spec.tuning.space.learningRate.min",
+        "min must not exceed max",
+    ),
+    InvalidCase(
+        "ftj-tuning-no-trials",
+        "FineTuneJob",
+        {"tuning": {"trials": 0}},
+        "spec.tuning.trials",
+        "greater than or equal to 1",
+    ),
+    InvalidCase(
         "ftj-unknown-scheduler",
         "FineTuneJob",
         {"hyperparameters": {"lrScheduler": "exponential"}},

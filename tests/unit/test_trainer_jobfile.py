@@ -140,6 +140,20 @@ def test_the_flags_keep_the_epoch_the_flag_gate_would_pick(tmp_path: Path) -> No
     assert flags_config(tmp_path, "--monitor", "eval_loss").hyper.monitor == "eval_loss"
 
 
+def test_spec_tuning_is_the_search_the_trainer_runs(tmp_path: Path) -> None:
+    assert config_of(job()).tuning is None  # one run without spec.tuning
+    cfg = config_of(job({"tuning": {"trials": 5, "space": {"loraR": [8, 16]}},
+                         "evaluation": {"metrics": ["accuracy"],
+                                        "promotion": {"metric": "accuracy"}}}))  # fmt: skip
+    assert cfg.tuning is not None
+    assert (cfg.tuning.trials, cfg.tuning.objective) == (5, "accuracy")  # the gate's metric
+    default = api.SearchSpace()
+    assert cfg.tuning.lora_r == (8, 16) and cfg.tuning.epochs == tuple(default.epochs)
+    assert cfg.tuning.learning_rate == (default.learning_rate.min, default.learning_rate.max)
+    flags = flags_config(tmp_path, "--tuning-trials", "4")
+    assert flags.tuning is not None and (flags.tuning.trials, flags.tuning.objective) == (4, "f1")
+
+
 def test_flags_override_and_gate(tmp_path: Path) -> None:
     cfg = flags_config(
         tmp_path,
@@ -157,6 +171,11 @@ def test_flags_override_and_gate(tmp_path: Path) -> None:
 
 
 JOB_ERRORS: list[tuple[dict[str, Any], str]] = [
+    (
+        job({"tuning": {"space": {"learningRate": {"min": 0.01, "max": 0.001}}}}),
+        "spec.tuning.space.learningRate.min: min must not exceed max",
+    ),
+    (job({"tuning": {"trials": 0}}), "spec.tuning.trials: Input should be greater than or equal"),
     (
         job({"hyperparameters": {"learningRate": 0}}),
         "spec.hyperparameters.learningRate: Input should be greater than 0",

@@ -8,8 +8,9 @@ model loading included):
 
 - `defaults`: `python -m labelloop_trainer train --data … --base-model … --output …`, no
   hyperparameter given, exactly as docs/trainer-contract.md runs it;
-- `search`: the same command with `--tuning-trials N` (`spec.tuning`: Optuna's TPE sampler,
-  trials inside the run, the best trial's version kept); skipped with `--trials 0`;
+- `search`: the same command with `--tuning-trials N` (`spec.tuning` with its default space:
+  Optuna's TPE sampler, trials one after another inside the run, the best trial's version
+  kept; 6 trials by default, `--trials 0` skips it);
 - `hf_recipe`: Hugging Face `Trainer` + peft with common settings (learning rate 5e-4,
   batch 8, 2 epochs, `TrainingArguments`' other defaults; `bench_train.run_baseline`),
   scored once after its last epoch.
@@ -20,7 +21,7 @@ holds each side's macro-F1, accuracy, wall seconds and settings, and
 `defaults_minus_hf_recipe`.
 
     python trainer-image/benchmarks/bench_tune.py                # CPU, all 2,438 rows
-    python trainer-image/benchmarks/bench_tune.py --trials 8     # with an 8-trial search
+    python trainer-image/benchmarks/bench_tune.py --trials 0     # without the search
     python trainer-image/benchmarks/bench_tune.py --gpu          # on a GPU, the same sides
 
 Data: DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0.
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every side and write the report; the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gpu", action="store_true", help="train on the GPU")
-    parser.add_argument("--trials", type=int, default=0, help="search trials (0: no search)")
+    parser.add_argument("--trials", type=int, default=6, help="search trials (0: no search)")
     parser.add_argument("--rows", type=int, help="first rows of the data used (default: all)")
     parser.add_argument("--data", type=Path, default=bench_train.DYNASENT)
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "tune.json")

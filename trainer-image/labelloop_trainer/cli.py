@@ -150,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
         "--promotion-minimum", type=float, help=f"default: {api.Promotion().minimum}"
     )
     train.add_argument(
+        "--tuning-trials",
+        type=int,
+        help="search this many trials (spec.tuning's default space, TPE sampler); "
+        "the objective is --promotion-metric, else "
+        f"{api.Tuning().objective_metric(None)}",
+    )
+    train.add_argument(
         "--no-must-improve",
         action="store_false",
         dest="must_improve",
@@ -242,7 +249,20 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
         metrics=(*api.Evaluation().metrics, *(args.metrics or ())),
         promotion=promotion,
         previous_version_dir=args.previous,
+        tuning=_tuning(args),
     )
+
+
+def _tuning(args: argparse.Namespace) -> settings.Tuning | None:
+    """The search `--tuning-trials` asks for, maximising the gate's metric."""
+    if args.tuning_trials is None:
+        return None
+    try:
+        tuning = api.Tuning(trials=args.tuning_trials)
+    except ValidationError as err:
+        raise invalid(err, {"trials": "--tuning-trials"}) from None
+    objective = args.promotion_metric or tuning.objective_metric(None)
+    return settings.Tuning.from_api(tuning, objective=objective)
 
 
 def _export_manifest(data: Path) -> tuple[str | None, dict[str, Any] | None]:

@@ -185,6 +185,58 @@ class Evaluation(ApiModel):
     """Gate for rolling the version out; every version passes when unset."""
 
 
+class LearningRateRange(ApiModel):
+    """The learning rates a search may try, drawn on a log scale."""
+
+    invariants = (
+        Invariant(
+            cel="self.min <= self.max",
+            message="min must not exceed max",
+            holds=lambda r: r.min <= r.max,
+            field_path=".min",
+        ),
+    )
+
+    min: Annotated[float, Field(gt=0, le=1)] = 2e-4
+    """Smallest learning rate."""
+    max: Annotated[float, Field(gt=0, le=1)] = 3e-3
+    """Largest learning rate."""
+
+
+Choices = Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(max_length=16)]
+
+
+class SearchSpace(ApiModel):
+    """What each trial may change; everything else is `hyperparameters` and `method.lora`."""
+
+    learning_rate: LearningRateRange = Field(default_factory=LearningRateRange)
+    """Learning rates around the default, which suits LoRA adapters (log scale)."""
+    lora_r: Choices = [4, 8, 16]
+    """LoRA ranks; `alpha` keeps its ratio to the rank of `method.lora`."""
+    epochs: Choices = [2, 3, 4]
+    """Passes over the data (the best epoch is kept, as without a search)."""
+    batch_size: Choices = []
+    """Batch sizes; empty keeps `hyperparameters.batchSize` (`auto` by default)."""
+
+
+class Tuning(ApiModel):
+    """Hyperparameter search inside the run: trials trained one after another in the same
+    Job, chosen by Optuna's TPE sampler (seeded with `hyperparameters.seed`), the best trial's
+    model written as the version."""
+
+    trials: Annotated[int, Field(ge=1, le=200)] = 8
+    """Trials to train; a trial that fails is recorded and the search goes on."""
+    objective: Metric | None = None
+    """The metric to maximise on the held-out split; unset: the promotion gate's (macro-F1
+    without a gate)."""
+    space: SearchSpace = Field(default_factory=SearchSpace)
+    """What the trials may change."""
+
+    def objective_metric(self, promotion: Promotion | None) -> str:
+        """The metric the search maximises: its own, else the gate's, else the default's."""
+        return self.objective or (promotion or Promotion()).metric
+
+
 class FineTuneJobTemplate(ApiModel):
     """A FineTuneJob spec without its data source (used by AnnotationProject training)."""
 
@@ -198,6 +250,8 @@ class FineTuneJobTemplate(ApiModel):
     """Nodes, GPUs and interconnect."""
     evaluation: Evaluation = Field(default_factory=Evaluation)
     """Metrics and promotion gate."""
+    tuning: Tuning | None = None
+    """Hyperparameter search within the run; unset: one run with `hyperparameters`."""
     output: ArtifactLocation
     """Where model versions are written, each in its own immutable directory."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
@@ -300,6 +354,24 @@ class PromotionVerdict(ApiModel):
     """The version compared with: its name, or `zero-shot`."""
 
 
+class TuningSummary(ApiModel):
+    """How a search went; every trial's parameters and score are in the version's
+    `metrics.json`."""
+
+    objective: str
+    """The metric maximised, as computed (`macro_f1` for `f1`)."""
+    trials: Annotated[int, Field(ge=0)]
+    """Trials run."""
+    failed: Annotated[int, Field(ge=0)] = 0
+    """Trials that failed (the search went on without them)."""
+    best_trial: Annotated[int, Field(ge=0)] | None = None
+    """Number of the trial whose model is the version."""
+    best_score: float | None = None
+    """Its objective on the held-out split."""
+    best_parameters: dict[str, float] = {}
+    """Its learning rate, LoRA rank, epochs and batch size."""
+
+
 class FineTuneJobStatus(CommonStatus):
     """Observed state of a FineTuneJob."""
 
@@ -328,3 +400,5 @@ class FineTuneJobStatus(CommonStatus):
     """Whether early stopping ended the run."""
     promotion: PromotionVerdict | None = None
     """Verdict of the promotion gate."""
+    tuning: TuningSummary | None = None
+    """The hyperparameter search, when `spec.tuning` asked for one."""

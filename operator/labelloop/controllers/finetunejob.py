@@ -244,6 +244,7 @@ def _result_fields(result: dict[str, Any]) -> dict[str, Any]:
         ("earlyStopped", "early_stopped"),
         ("dataset", "dataset"),
         ("promotion", "promotion"),
+        ("tuning", "tuning"),
     ):
         if key in result:
             fields[name] = result[key]

@@ -23,6 +23,7 @@ from labelloop_trainer.training.settings import (
     LoraSettings,
     Promotion,
     TrainConfig,
+    Tuning,
     data_settings,
     parse_task_type,
 )
@@ -82,4 +83,7 @@ def train_config(job: JobFile, data: DataSettings) -> TrainConfig:
         previous_version_dir=None if previous is None else Path(previous),
         artifact_uri=spec.output.uri,
         job=JobRef(job.name, job.namespace, job.uid),
+        tuning=None
+        if spec.tuning is None
+        else Tuning.from_api(spec.tuning, objective=spec.tuning.objective_metric(gate)),
     )

@@ -41,7 +41,13 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.training import checkpoints, scores
 from labelloop_trainer.training.batches import collate, iterate, train_batches
-from labelloop_trainer.training.data import Example, load_dataset, manifest, stratified_split
+from labelloop_trainer.training.data import (
+    Dataset,
+    Example,
+    load_dataset,
+    manifest,
+    stratified_split,
+)
 from labelloop_trainer.training.distributed import Context, barrier, min_over_processes
 from labelloop_trainer.training.evaluate import autocast, predict_sharded, score
 from labelloop_trainer.training.features import Feature, encode, output_names
@@ -87,8 +93,35 @@ def checkpoint_dir(output_dir: Path, version: str) -> Path:
     return output_dir / ".checkpoints" / version
 
 
-def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
-    """Train one version; every process returns the same outcome, only rank 0 writes."""
+@dataclass(frozen=True)
+class Prepared:
+    """The cleaned data of a run, its split and manifest, and the version it produces."""
+
+    dataset: Dataset
+    train_idx: list[int]
+    eval_idx: list[int]
+    manifest: dict[str, Any]
+    version: str
+
+
+def prepare(cfg: TrainConfig) -> Prepared:
+    """Read and split the data; the version is `cfg.model_version`, else one derived from the
+    cleaned data and the configuration (`output.derive_version`)."""
+    data = cfg.data
+    dataset = load_dataset(
+        data.path, data.text_field, data.label_field, data.task_type, data.labels
+    )
+    train_idx, eval_idx = stratified_split(dataset.examples, cfg.hyper.eval_split, cfg.hyper.seed)
+    described = manifest(dataset, data.source or data.path, train_idx, eval_idx)
+    version = cfg.model_version or derive_version(data.path.stem, described["hash"], cfg.identity())
+    return Prepared(dataset, train_idx, eval_idx, described, version)
+
+
+def train(
+    cfg: TrainConfig, ctx: Context, progress: Progress, *, work_name: str | None = None
+) -> Outcome:
+    """Train one version; every process returns the same outcome, only rank 0 writes.
+    `work_name` names the checkpoints' directory (default: the version's)."""
     started = time.perf_counter()
     hyper = cfg.hyper
     data = cfg.data
@@ -96,12 +129,9 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
     monitor = scores.canonical(hyper.monitor)
     if monitor not in scores.BUILT_IN and not plugins:
         raise BadInputError(f"earlyStopping.metric: {hyper.monitor!r} is not computed")
-    dataset = load_dataset(
-        data.path, data.text_field, data.label_field, data.task_type, data.labels
-    )
-    train_idx, eval_idx = stratified_split(dataset.examples, hyper.eval_split, hyper.seed)
-    described = manifest(dataset, data.source or data.path, train_idx, eval_idx)
-    version = cfg.model_version or derive_version(data.path.stem, described["hash"], cfg.identity())
+    prepared = prepare(cfg)
+    dataset, train_idx, eval_idx = prepared.dataset, prepared.train_idx, prepared.eval_idx
+    described, version = prepared.manifest, prepared.version
     check_new(cfg.output_dir, version)
     progress.event("dataset", version=version, **described["cleaning"], labels=described["labels"])
 
@@ -121,7 +151,7 @@ def train(cfg: TrainConfig, ctx: Context, progress: Progress) -> Outcome:
     model.to(ctx.device)
     bf16 = use_bf16(ctx.device)
     identity = f"{cfg.identity()}\n{described['hash']}\nprocesses={ctx.world}"
-    saved_at = checkpoint_dir(cfg.output_dir, version)
+    saved_at = checkpoint_dir(cfg.output_dir, work_name or version)
     resumed = checkpoints.latest(saved_at, identity)
     batch_size = (
         resumed.batch_size

@@ -2,8 +2,8 @@
 
 `job_config` turns the job file into the run's configuration, exporting a
 `dataset.labelStudio` first (or finding that export again after a restart); `run_train`
-trains, judges the promotion gate, writes the version and the result line, and removes the
-run's checkpoints and export.
+trains (or runs the search of `spec.tuning` and keeps its best trial), judges the promotion
+gate, writes the version and the result line, and removes the run's checkpoints and export.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from labelloop_trainer.training.loop import checkpoint_dir, train
 from labelloop_trainer.training.output import check_new, write_result, write_version
 from labelloop_trainer.training.progress import Progress
 from labelloop_trainer.training.settings import DataSettings, TrainConfig
+from labelloop_trainer.training.tuning import search, trial_work_name
 
 
 def job_config(job: JobFile) -> TrainConfig:
@@ -47,9 +48,11 @@ def run_train(cfg: TrainConfig) -> Path | None:
         if ctx.is_main:
             progress.status = reporter(cfg.job, lambda m: progress.event("warning", message=m))
         try:
-            outcome = train(cfg, ctx, progress)
+            found = None if cfg.tuning is None else search(cfg, ctx, progress)
+            outcome = train(cfg, ctx, progress) if found is None else found.best
         finally:
             progress.close()
+        trained = cfg if found is None else found.config
         if not ctx.is_main:
             barrier(ctx)
             return None
@@ -65,7 +68,7 @@ def run_train(cfg: TrainConfig) -> Path | None:
                 plugins=scores.requested(cfg.metrics)[1],
             )
         verdict = judge(cfg.promotion, scalars, serving)
-        resolved = cfg.to_json() | {"model_version": outcome.version}
+        resolved = trained.to_json() | {"model_version": outcome.version}
         resolved["hyper"]["batch_size"] = outcome.batch_size
         directory = write_version(
             cfg.output_dir,
@@ -95,7 +98,8 @@ def run_train(cfg: TrainConfig) -> Path | None:
                         "samplesPerSecond": round(outcome.samples_per_second, 3),
                         "resumedFromEpoch": outcome.resumed_from_epoch,
                     },
-                },
+                }
+                | ({} if found is None else {"tuning": found.to_json()}),
                 "dataset.json": outcome.manifest,
                 "config.json": resolved,
                 "base_model.json": {
@@ -104,6 +108,11 @@ def run_train(cfg: TrainConfig) -> Path | None:
                 },
             },
         )
+        trial_dirs = [] if cfg.tuning is None else range(cfg.tuning.trials)
+        for number in trial_dirs:
+            _remove_work_dir(
+                checkpoint_dir(cfg.output_dir, trial_work_name(outcome.version, number))
+            )
         _remove_work_dir(checkpoint_dir(cfg.output_dir, outcome.version))
         _remove_work_dir(exports_dir(cfg.output_dir, outcome.version))
         write_result(
@@ -118,6 +127,7 @@ def run_train(cfg: TrainConfig) -> Path | None:
                 "earlyStopped": outcome.early_stopped,
                 "promotion": verdict.to_json(),
             }
+            | ({} if found is None else {"tuning": found.summary()})
         )
         barrier(ctx)
         return directory

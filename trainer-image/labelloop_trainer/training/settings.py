@@ -121,6 +121,34 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """A hyperparameter search inside the run (`spec.tuning`)."""
+
+    trials: int
+    objective: str
+    """The metric maximised (API names such as `f1` are accepted, and plug-ins' names)."""
+    learning_rate: tuple[float, float]
+    """Smallest and largest learning rate, drawn on a log scale."""
+    lora_r: tuple[int, ...]
+    epochs: tuple[int, ...]
+    batch_size: tuple[int, ...]
+    """Empty: the configured batch size."""
+
+    @classmethod
+    def from_api(cls, tuning: api.Tuning, *, objective: str) -> Tuning:
+        """`tuning`, maximising `objective` (`Tuning.objective_metric`, or a plug-in's)."""
+        space = tuning.space
+        return cls(
+            trials=tuning.trials,
+            objective=objective,
+            learning_rate=(space.learning_rate.min, space.learning_rate.max),
+            lora_r=tuple(space.lora_r),
+            epochs=tuple(space.epochs),
+            batch_size=tuple(space.batch_size),
+        )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs, resolved."""
 
@@ -141,6 +169,8 @@ class TrainConfig:
     """Where the output directory lives outside the pod (`spec.output.uri`)."""
     job: JobRef | None = None
     """The FineTuneJob (job file form only)."""
+    tuning: Tuning | None = None
+    """None: one run with `hyper` and `lora`."""
 
     def to_json(self) -> dict[str, Any]:
         """The configuration as JSON-ready data (written to the version's `config.json`)."""
