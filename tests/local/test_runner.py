@@ -1,10 +1,11 @@
 """`labelloop run`'s loop end to end: a real Label Studio, the trainer and prelabel servers.
 
-Two rounds on 81 toy tasks with the tiny model: round 0 prelabels with the zero-shot server,
-annotations arrive through the Label Studio API in the queue's order, each batch of 20 starts
-a round (`loop.trigger`), the trainer exports the round's snapshot from Label Studio and
-trains on it, the new version rolls out (`loop.rollout`) and becomes the project's ML
-backend, and its most informative prelabels go into Label Studio as the next queue.
+Two rounds on 81 toy tasks with the tiny model: round 0 prelabels with the zero-shot server
+(its batch a random sample: the cold-start rule), annotations arrive through the Label Studio
+API in the queue's order, each batch of 20 starts a round (`loop.trigger`), the trainer
+exports the round's snapshot from Label Studio and trains on it, the new version rolls out
+(`loop.rollout`) and becomes the project's ML backend, and its most informative prelabels go
+into Label Studio as the next queue.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from labelloop.labelstudio.client import LabelStudioClient
 from labelloop.local import manifests
 from labelloop.local.runner import LocalRunner, RunnerOptions
 from labelloop.local.volumes import Volumes
+from labelloop.loop.active_learning import rank
+from labelloop.loop.prelabels import rank_inputs
 from trainer.support import build_tiny_model, toy_sentences
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.trainer]
@@ -131,10 +134,16 @@ def test_two_rounds_end_to_end(label_studio: LabelStudioServer, tmp_path: Path) 
             queue = pending.queue
             assert len(queue) == BATCH
             scores = {i: p["score"] for i, p in pending.predictions.items()}
-            # Least confident first: no task left out is less confident than one queued.
-            assert max(scores[i] for i in queue) <= min(
-                s for i, s in scores.items() if i not in queue
-            )
+            if number == 1:
+                # Under the zero-shot server: a seeded random sample (the cold-start rule).
+                candidates = rank_inputs(pending.predictions, pending.version).candidates
+                sample = rank(candidates, "random", seed=runner.project_id)[:BATCH]
+                assert sorted(queue) == sorted(sample)
+            else:
+                # Least confident first: no task left out is less confident than one queued.
+                assert max(scores[i] for i in queue) <= min(
+                    s for i, s in scores.items() if i not in queue
+                )
             texts = {t.id: t.data["text"] for t in tasks}
             for task_id in queue:
                 result = build_result(runner.schema, [gold[texts[task_id]]])
