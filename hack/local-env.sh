@@ -19,9 +19,13 @@ kube apply --server-side --force-conflicts -f "$ROOT/crds/" >/dev/null
 kube apply -f "$ROOT/examples/local/00-namespace.yaml" >/dev/null
 
 say "installing the chart (release labelloop in labelloop-system, hack/local-values.yaml)"
+# The local images keep their tag (`local`) from build to build, so a rebuilt operator image
+# would not replace the running pods: its content key in the pods' annotations does.
 "$TOOLS_BIN/helm" --kubeconfig "$KUBECONFIG_OUT" upgrade --install labelloop \
   "$ROOT/charts/labelloop" --namespace labelloop-system --create-namespace \
-  -f "$ROOT/hack/local-values.yaml" >/dev/null
+  -f "$ROOT/hack/local-values.yaml" \
+  --set-string "podAnnotations.labelloop\.io/image-key=$(cat "$ROOT/.cache/images/stamps/operator")" \
+  >/dev/null
 
 # PostgreSQL's credentials: drawn once, never written into a file of the checkout.
 if ! kube get secret reviews-postgres -n "$NAMESPACE" >/dev/null 2>&1; then
