@@ -76,6 +76,8 @@ def run(
     # A line per handled watch event would drown the rest. Failures are still logged (once
     # per transition, controllers.driver), and transitions are posted as Events.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # httpx logs every request it makes (to Label Studio, to prelabel servers) at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Served by standbys too: a scrape sees every replica, and labelloop_leader tells which acts.
     if config.metrics_listen:
         metrics.serve(config.metrics_listen)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from labelloop.controllers.annotationproject import label_studio_retry_in
 from labelloop.controllers.conditions import Deadline, seconds_left
 from labelloop.controllers.label_studio_poll import moved
 from labelloop.controllers.training_phase import observe_training
@@ -26,6 +27,13 @@ def test_a_wait_is_looked_at_again_just_after_its_deadline(
 ) -> None:
     deadline = Deadline("spec.x", 600)
     assert seconds_left(deadline, SINCE, SINCE + timedelta(seconds=waited)) == left
+
+
+@pytest.mark.parametrize(
+    ("down", "retry"), [(0, 10.0), (15, 10.0), (60, 30.0), (300, 150.0), (3600, 300.0)]
+)
+def test_a_label_studio_that_stays_down_is_asked_ever_less_often(down: float, retry: float) -> None:
+    assert label_studio_retry_in(down) == retry
 
 
 def unplaced_pod() -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from labelloop.controllers import driver
-from labelloop.controllers.cache import JOBS, PODS, WatchCache
+from labelloop.controllers.cache import CUSTOM, JOBS, PODS, WatchCache
 from labelloop.controllers.wakeups import (
     Wakeups,
     dependents,
@@ -146,6 +146,44 @@ def test_the_watch_cache_answers_by_name_and_labels_and_keeps_little_of_a_pod() 
     assert cache.get("v1", "Pod", "p0", "ml") is None
 
 
+def versioned(version: str, **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "labelloop.io/v1alpha1",
+        "kind": FTJ,
+        "metadata": {"name": "r1", "namespace": "ml", "resourceVersion": version},
+        "status": status,
+    }
+
+
+def test_the_watch_cache_keeps_the_newest_body_and_forgets_deleted_objects() -> None:
+    cache = WatchCache(CUSTOM)
+    cache.put(versioned("10", phase="Running"))
+    cache.put(versioned("12", phase="Succeeded"))  # a write's answer, before its watch event
+    cache.put(versioned("11", phase="Running"))  # a watch event older than that write
+    kept = cache.get("labelloop.io/v1alpha1", FTJ, "r1", "ml")
+    assert kept is not None and kept["status"] == {"phase": "Succeeded"}
+    cache.remove(versioned("13"))
+    cache.put(versioned("12", phase="Succeeded"))  # a write answered before the deletion
+    assert cache.get("labelloop.io/v1alpha1", FTJ, "r1", "ml") is None
+    cache.put(versioned("20"))  # made again under the same name
+    assert cache.get("labelloop.io/v1alpha1", FTJ, "r1", "ml") is not None
+
+
+def test_a_pass_sees_its_own_last_write_before_the_watch_brings_it() -> None:
+    from labelloop.api import FINE_TUNE_JOB
+
+    cache = WatchCache(CUSTOM)
+    live = kopf.Body(versioned("10"))  # type: ignore[arg-type]
+    assert driver.snapshot(FINE_TUNE_JOB, live, cache).status == {}
+    cache.put(versioned("11", phase="Pending"))
+    seen = driver.snapshot(FINE_TUNE_JOB, live, cache)
+    assert seen.status == {"phase": "Pending"}
+    kept = cache.get("labelloop.io/v1alpha1", FTJ, "r1", "ml")
+    assert kept is not None and seen["status"] is not kept["status"]  # a copy to work on
+    live = kopf.Body(versioned("12", phase="Running"))  # type: ignore[arg-type]
+    assert driver.snapshot(FINE_TUNE_JOB, live, cache).status == {"phase": "Running"}
+
+
 @pytest.mark.parametrize(
     ("failures", "delay"),
     [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (9, 256.0), (10, 300.0), (50, 300.0)],
@@ -239,6 +277,7 @@ class Context:
     def __init__(self, resync: int) -> None:
         self.wakeups = Wakeups()
         self.config = type("Config", (), {"resync_seconds": resync})()
+        self.kube = type("Kube", (), {"cache": WatchCache()})()
 
 
 async def settle(passes: Passes, count: int, timeout: float = 5.0) -> None:

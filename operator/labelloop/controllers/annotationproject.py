@@ -64,8 +64,10 @@ from .project_sync import (
     sync_project,
 )
 
-# While Label Studio does not answer (or answers with an error), it is asked again this often.
+# While Label Studio answers with an error, it is asked again this often; while it does not
+# answer at all, this often at first, then ever less often (`label_studio_retry_in`).
 RETRY_LABEL_STUDIO_SECONDS = 10.0
+MAX_RETRY_LABEL_STUDIO_SECONDS = 300.0
 # While prelabels are pending, the next batch is pushed this soon.
 NEXT_BATCH_SECONDS = 10.0
 # Whether Label Studio answered the last pass that called it; its lastTransitionTime to False
@@ -178,11 +180,19 @@ def _unreachable(
     )
     waiting = Health("reconciling", "LabelStudioUnreachable", error)
     down = ConditionUpdate(REACHABLE, "False", "LabelStudioUnreachable", error)
+    run.recheck_in(label_studio_retry_in((now - since).total_seconds()))
     left = seconds_left(deadline, since, now)
-    run.recheck_in(
-        RETRY_LABEL_STUDIO_SECONDS if left is None else min(left, RETRY_LABEL_STUDIO_SECONDS)
-    )
+    if left is not None:
+        run.recheck_in(left)
     return stalled_past(deadline, waiting, since, now), [down]
+
+
+def label_studio_retry_in(down_seconds: float) -> float:
+    """When to ask a Label Studio again that has not answered for `down_seconds`: after half
+    as long again, from `RETRY_LABEL_STUDIO_SECONDS` up to `MAX_RETRY_LABEL_STUDIO_SECONDS`,
+    so that a long outage costs few requests (and status writes) per project, and a short
+    one is noticed soon."""
+    return min(max(RETRY_LABEL_STUDIO_SECONDS, down_seconds / 2), MAX_RETRY_LABEL_STUDIO_SECONDS)
 
 
 def _known_project_id(meta: Mapping[str, Any], prior: AnnotationProjectStatus) -> int | None:

@@ -7,9 +7,14 @@ cached client does. kopf fills the cache from its indexes, which it completes (t
 listing of every watched kind) before any handler runs, so a reconcile never mistakes an
 unlisted child for a missing one.
 
-A cached body may lag the API server by a watch event: writes still go to the API server,
-which refuses a create of an object that exists (`Kube.create_if_absent` then reads it), and
-a reconcile that acted on a stale view is woken again by the event that follows.
+A cached body may lag the API server by a watch event. The operator's own writes go into the
+cache as the API server answered them (`Kube`), so the next pass sees what it wrote even
+before the watch brings it: a project whose status write is not back yet is not created in
+Label Studio a second time. A body older than the one kept (by resource version) is ignored,
+and so is one of an object deleted since (a tombstone remembers the deletion). What else may
+lag is harmless: the API server refuses a create of an object that exists
+(`Kube.create_if_absent` then reads it), and a reconcile that acted on a stale view is woken
+again by the event that follows.
 
 Bodies are kept without what no reconcile reads (`managedFields`, the pod template of a Job,
 a pod's spec but its volumes), so that thousands of children cost little memory. Every body
@@ -19,6 +24,7 @@ handed out is shared: read it, never change it.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +32,7 @@ from typing import Any
 from ..api import API_VERSION, KINDS
 
 Body = dict[str, Any]
+MAX_TOMBSTONES = 10_000
 
 
 @dataclass(frozen=True)
@@ -80,29 +87,46 @@ class WatchCache:
         self._kinds: dict[tuple[str, str], dict[str, dict[str, Body]]] = {
             (k.api_version, k.kind): {} for k in kinds
         }
+        # The resource version at which an object was deleted, oldest first.
+        self._tombstones: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
 
     def covers(self, api_version: str, kind: str) -> bool:
         return (api_version, kind) in self._kinds
 
     def put(self, body: Mapping[str, Any]) -> None:
+        """Keep `body` (from a watch event or a write's answer) unless a newer one is kept."""
         api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
         meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name"))
+        version = str(meta.get("resourceVersion") or "")
         with self._lock:
             namespaces = self._kinds.get((api_version, kind))
             if namespaces is None:  # not a cached kind
                 return
-            objects = namespaces.setdefault(str(meta.get("namespace") or ""), {})
-            objects[str(meta.get("name"))] = trimmed(kind, body)
+            deleted = self._tombstones.get((api_version, kind, namespace, name))
+            if deleted is not None and not newer(version, deleted):
+                return
+            objects = namespaces.setdefault(namespace, {})
+            kept = objects.get(name)
+            if kept is not None and newer(kept["metadata"].get("resourceVersion"), version):
+                return
+            objects[name] = trimmed(kind, body)
 
     def remove(self, body: Mapping[str, Any]) -> None:
+        """Forget a deleted object (`body` is its last state, as the watch tells it)."""
         api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
         meta = body.get("metadata") or {}
-        namespace = str(meta.get("namespace") or "")
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name"))
         with self._lock:
             objects = self._kinds.get((api_version, kind), {}).get(namespace, {})
-            objects.pop(str(meta.get("name")), None)
+            objects.pop(name, None)
             if not objects:
                 self._kinds.get((api_version, kind), {}).pop(namespace, None)
+            key = (api_version, kind, namespace, name)
+            self._tombstones.pop(key, None)
+            self._tombstones[key] = str(meta.get("resourceVersion") or "")
+            while len(self._tombstones) > MAX_TOMBSTONES:
+                self._tombstones.popitem(last=False)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Body | None:
         with self._lock:
@@ -117,6 +141,16 @@ class WatchCache:
             chosen = namespaces.values() if namespace is None else [namespaces.get(namespace, {})]
             candidates = [body for objects in chosen for body in objects.values()]
         return [body for body in candidates if _has_labels(body, labels)]
+
+
+def newer(version: object, than: object) -> bool:
+    """Whether resource version `version` is later than `than`. The API server's are etcd
+    revisions, numbers that only grow; anything else is taken as not newer, so that a body
+    with an unreadable version never hides the one kept."""
+    try:
+        return int(str(version)) > int(str(than))
+    except ValueError:
+        return False
 
 
 def _has_labels(body: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

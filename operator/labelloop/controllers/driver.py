@@ -33,15 +33,15 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from ..api import GROUP, VERSION, Kind
+from ..api import API_VERSION, GROUP, VERSION, Kind
 from ..labelstudio.errors import LabelStudioError
 from ..metrics import ObjectKey
+from .cache import WatchCache, newer
 from .context import OperatorContext
 from .merge_patch import changes
 
@@ -131,34 +131,30 @@ class Failures:
         self.count, self._last = 0, None
 
 
-@dataclass(frozen=True)
-class PassResult:
-    recheck_in: float | None
-    """Seconds until the pass wants another look; None: when woken or at the resync."""
-    written: dict[str, Any] | None
-    """The object as the status write returned it; None when nothing was written."""
-
-
-def run_pass(kind: Kind, handler: PassHandler, body: kopf.Body, memo: kopf.Memo) -> PassResult:
-    """One pass over `body`; its status is written only when it changes anything."""
+def run_pass(kind: Kind, handler: PassHandler, body: kopf.Body, memo: kopf.Memo) -> float | None:
+    """One pass over `body`; its status is written only when it changes anything. Returns
+    the seconds until the pass wants another look (None: when woken or at the resync)."""
     patch = kopf.Patch()
     recheck = handler(body=body, meta=body.meta, status=body.status, patch=patch, memo=memo)
     status = dict(patch.get("status") or {})
-    if not status or not changes(dict(body.status), status):
-        return PassResult(recheck, None)
-    context: OperatorContext = memo["context"]
-    written = context.kube.patch_status(
-        f"{GROUP}/{VERSION}", kind.kind, body.meta["name"], body.meta["namespace"], status
-    )
-    return PassResult(recheck, written)
+    if status and changes(dict(body.status), status):
+        context: OperatorContext = memo["context"]
+        name, namespace = body.meta["name"], body.meta["namespace"]
+        context.kube.patch_status(API_VERSION, kind.kind, name, namespace, status)
+    return recheck
 
 
-def _snapshot(live: kopf.Body, written: tuple[str, dict[str, Any]] | None) -> kopf.Body:
-    """A copy of the object for one pass. Until the watch brings the operator's last status
-    write, that write's answer is the newer view, so the pass does not write it again."""
-    raw = dict(live)
-    if written is not None and live.meta.get("resourceVersion") == written[0]:
-        raw = written[1]
+def snapshot(kind: Kind, live: kopf.Body, cache: WatchCache) -> kopf.Body:
+    """A copy of the object for one pass: kopf's live view, or the watch cache's when that is
+    newer (it holds the operator's own last writes before the watch brings them back, so a
+    pass never acts on a status or annotation older than one it wrote)."""
+    meta = live.meta
+    cached = cache.get(API_VERSION, kind.kind, meta["name"], meta["namespace"])
+    raw: dict[str, Any] = dict(live)
+    if cached is not None and newer(
+        cached["metadata"].get("resourceVersion"), meta.get("resourceVersion")
+    ):
+        raw = cached
     return kopf.Body(cast(kopf.RawBody, copy.deepcopy(raw)))
 
 
@@ -176,27 +172,24 @@ async def reconcile_loop(
     failures = Failures(f"{kind.kind} {namespace}/{name}")
     waker = context.wakeups.register(key)
     loop = asyncio.get_running_loop()
-    written: tuple[str, dict[str, Any]] | None = None
     resync = float(context.config.resync_seconds)
     try:
         while True:
             waker.clear()
-            snapshot = _snapshot(body, written)
-            if snapshot.meta.get("deletionTimestamp"):
+            current = snapshot(kind, body, context.kube.cache)
+            if current.meta.get("deletionTimestamp"):
                 await waker.wait(resync)  # kopf stops this loop soon
                 continue
-            one = functools.partial(run_pass, kind, handler, snapshot, memo)
+            one = functools.partial(run_pass, kind, handler, current, memo)
             try:
-                result = await loop.run_in_executor(executor, contextvars.copy_context().run, one)
+                recheck = await loop.run_in_executor(executor, contextvars.copy_context().run, one)
             except Exception as error:  # every failure backs off the same way
                 delay = failures.failed(error, resync)
             else:
                 failures.succeeded()
-                if result.written is not None:
-                    written = (str(snapshot.meta.get("resourceVersion")), result.written)
                 delay = resync_delay(resync, random.uniform)
-                if result.recheck_in is not None:
-                    delay = min(delay, max(result.recheck_in, 0.0))
+                if recheck is not None:
+                    delay = min(delay, max(recheck, 0.0))
             await waker.wait(delay)
     finally:
         context.wakeups.unregister(key, waker)

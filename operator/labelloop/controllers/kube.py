@@ -5,8 +5,9 @@ runs twice, or after a restart, converges on the same objects instead of making 
 and they are written only when they differ from what exists (`resources.compare`), since an
 apply that changes nothing is still a write request. Reads of the kinds the operator watches
 come from its watch cache (`controllers.cache`), so a reconcile that finds everything in
-order sends no request at all. Everything goes through the dynamic client and plain dicts,
-the same shape the builders in `resources/` return.
+order sends no request at all; what it writes goes into that cache as the API server answered
+(`WatchCache.put`). Everything goes through the dynamic client and plain dicts, the same shape
+the builders in `resources/` return.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..resources.compare import fingerprinted, needs_update
 from .cache import WatchCache
 
 FIELD_MANAGER = "labelloop"
+CONNECTIONS = 32
 
 
 def load_credentials() -> client.ApiClient:
@@ -31,7 +33,11 @@ def load_credentials() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # A kept connection for each of the reconciles that may run at once (kopf's threads),
+    # not urllib3's ten: a discarded connection is a new TLS handshake for the next request.
+    configuration.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 class Kube:
@@ -72,7 +78,7 @@ class Kube:
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
         )
-        return dict(result.to_dict())
+        return self._written(result)
 
     def create_if_absent(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create once; an existing object is left alone and returned.
@@ -89,7 +95,7 @@ class Kube:
         if found is not None:
             return found
         try:
-            return dict(resource.create(body=manifest, namespace=meta.get("namespace")).to_dict())
+            return self._written(resource.create(body=manifest, namespace=meta.get("namespace")))
         except ConflictError:
             # Made since the watch cache last heard of it: ask the API server.
             existing = self._read(
@@ -138,7 +144,7 @@ class Kube:
             content_type="application/merge-patch+json",
             field_manager=FIELD_MANAGER,
         )
-        return dict(result.to_dict())
+        return self._written(result)
 
     def patch_status(
         self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]
@@ -152,7 +158,13 @@ class Kube:
             content_type="application/merge-patch+json",
             field_manager=FIELD_MANAGER,
         )
-        return dict(result.to_dict())
+        return self._written(result)
+
+    def _written(self, result: Any) -> dict[str, Any]:
+        """A write's answer, also kept in the watch cache: the newest view of the object."""
+        written = dict(result.to_dict())
+        self.cache.put(written)
+        return written
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
         """Delete the object if it exists (looked up first: a delete of nothing is a write)."""
