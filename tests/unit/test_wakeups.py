@@ -110,7 +110,9 @@ def test_own_status_writes_wake_only_dependents_and_training_progress_wakes_nobo
     job["metadata"]["generation"] = 2
     job["spec"]["baseModel"] = {"uri": "pvc://models/b"}
     assert wakeups.observe(FTJ, job) == (True, True)
-    job["metadata"]["annotations"] = {"wake": "1"}
+    job["metadata"]["annotations"] = {"labelloop.io/previous-version-uri": ""}  # the operator's
+    assert wakeups.observe(FTJ, job) == (False, False)
+    job["metadata"]["annotations"]["team"] = "a"  # a person's
     assert wakeups.observe(FTJ, job) == (True, False)
     assert self_signature(job) != self_signature(obj("r1"))
     assert seen_signature(AP, {"status": {"progress": 1}}) != seen_signature(AP, {"status": {}})
@@ -278,6 +280,7 @@ class Context:
         self.wakeups = Wakeups()
         self.config = type("Config", (), {"resync_seconds": resync})()
         self.kube = type("Kube", (), {"cache": WatchCache()})()
+        self.pass_slots: dict[str, asyncio.Semaphore] = {}
 
 
 async def settle(passes: Passes, count: int, timeout: float = 5.0) -> None:
@@ -322,5 +325,62 @@ def test_a_loop_passes_once_at_start_then_only_when_woken_or_asked() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await loop
         assert not context.wakeups.wake(key)  # a stopped loop is forgotten
+
+    asyncio.run(scenario())
+
+
+def test_passes_of_one_kind_never_take_every_thread() -> None:
+    """Projects stuck on a slow Label Studio hold at most PASSES_PER_KIND threads; a
+    FineTuneJob's pass still runs."""
+    from labelloop.api import ANNOTATION_PROJECT, FINE_TUNE_JOB
+
+    running, most = 0, 0
+    lock, release = threading.Lock(), threading.Event()
+
+    def stuck(**_: Any) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        release.wait(10)
+        with lock:
+            running -= 1
+
+    async def scenario() -> None:
+        context = Context(resync=3600)
+        memo = kopf.Memo(context=context)
+        job = Passes()
+        with ThreadPoolExecutor(16) as pool:
+            loops = [
+                asyncio.create_task(
+                    driver.reconcile_loop(
+                        ANNOTATION_PROJECT,
+                        stuck,
+                        kopf.Body({"metadata": {"name": f"p{i}", "namespace": "ml"}}),
+                        memo,
+                        pool,
+                    )
+                )
+                for i in range(12)
+            ]
+            await asyncio.sleep(0.5)
+            loops.append(
+                asyncio.create_task(
+                    driver.reconcile_loop(
+                        FINE_TUNE_JOB,
+                        job,
+                        kopf.Body({"metadata": {"name": "r1", "namespace": "ml"}}),
+                        memo,
+                        pool,
+                    )
+                )
+            )
+            await settle(job, 1)
+            assert most == driver.PASSES_PER_KIND
+            release.set()
+            await asyncio.sleep(0.2)
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     asyncio.run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class OperatorContext:
     None: the event loop's default."""
     wakeups: Wakeups = field(default_factory=Wakeups)
     """The reconcile loops' wake-up signals (`controllers.wakeups`)."""
+    pass_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    """How many passes of each kind may run at once (`controllers.driver`), by kind."""
     label_studio_poll: LabelStudioPoll = field(default_factory=LabelStudioPoll)
     """Where each project lives in Label Studio, polled for changes."""
     answers: AnswerCache = field(default_factory=AnswerCache)

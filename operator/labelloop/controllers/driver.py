@@ -3,7 +3,7 @@
 `drive(kind, handler)` gives every object of `kind` a kopf daemon (one asyncio task; kopf
 starts it when the object is first seen, including at operator start, and stops it when the
 object goes or, with `when`, stops matching). The loop runs a pass in kopf's thread pool,
-which bounds how many run at once, then sleeps until
+at most `PASSES_PER_KIND` of one kind at once, then sleeps until
 - it is woken (`controllers.wakeups`: its own or its children's changes, objects it reads,
   a webhook); wakes during a pass run one more pass, however many they were;
 - the pass asked to look again at a set time (`Reconcile.recheck_in`: a deadline that will
@@ -47,6 +47,9 @@ from .merge_patch import changes
 
 logger = logging.getLogger(__name__)
 
+# Passes of one kind in kopf's threads at once (of 16): projects waiting for a slow Label
+# Studio never hold every thread while FineTuneJobs and PrelabelServices wait behind them.
+PASSES_PER_KIND = 8
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 300.0
 RESYNC_SPREAD = 0.1
@@ -173,6 +176,7 @@ async def reconcile_loop(
     waker = context.wakeups.register(key)
     loop = asyncio.get_running_loop()
     resync = float(context.config.resync_seconds)
+    slots = context.pass_slots.setdefault(kind.kind, asyncio.Semaphore(PASSES_PER_KIND))
     try:
         while True:
             waker.clear()
@@ -182,7 +186,10 @@ async def reconcile_loop(
                 continue
             one = functools.partial(run_pass, kind, handler, current, memo)
             try:
-                recheck = await loop.run_in_executor(executor, contextvars.copy_context().run, one)
+                async with slots:
+                    recheck = await loop.run_in_executor(
+                        executor, contextvars.copy_context().run, one
+                    )
             except Exception as error:  # every failure backs off the same way
                 delay = failures.failed(error, resync)
             else:

@@ -3,7 +3,8 @@
 Every custom resource has one reconcile loop (`controllers.driver`) that sleeps until it is
 woken or its resync is due. It is woken by
 - its own changes: spec (generation), labels or annotations (`self_signature`); a status
-  change alone, which is mostly the operator's own write, wakes nobody but the dependents;
+  change alone, or a change of the operator's own annotations, which are mostly the
+  operator's own writes, wake nobody but the dependents;
 - its children's changes: a Job, pod, Deployment or Service carries its owner's name under
   the label `labelloop.io/<kind>` (`owners_of`);
 - changes of the objects it reads (`dependents`): a FineTuneJob finishing wakes its project's
@@ -87,9 +88,16 @@ def _ref(spec: Mapping[str, Any], field: str) -> str | None:
 
 
 def self_signature(body: Mapping[str, Any]) -> str:
-    """What of an object, when it changes, wakes the object itself."""
+    """What of an object, when it changes, wakes the object itself: its spec, labels and
+    annotations, but the operator's own (`labelloop.io/...`, such as a project's id in Label
+    Studio), which a pass writes as it goes and which need no second pass."""
     meta = body.get("metadata") or {}
-    return _digest([meta.get("generation"), meta.get("labels"), meta.get("annotations")])
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if not k.startswith(f"{LABEL_PREFIX}/")
+    }
+    return _digest([meta.get("generation"), meta.get("labels"), annotations])
 
 
 def seen_signature(kind: str, body: Mapping[str, Any]) -> str:
