@@ -42,7 +42,7 @@ def test_every_strategy_starts_alike_and_is_read_against_random(
     tmp_path: Path, tiny_model: Path
 ) -> None:
     report = run(tmp_path, tiny_model, "--budget", "21", "--seeds", "0,1")
-    strategies = ["random", "uncertainty", "margin", "entropy", "margin-diverse"]
+    strategies = ["random", "uncertainty", "margin", "entropy", "entropy-diverse"]
     assert list(report["curves"]) == strategies
     assert report["settings"]["schedule"] == [9, 15, 21]
     for curve in report["curves"].values():

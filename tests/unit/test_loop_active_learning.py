@@ -83,10 +83,11 @@ def test_an_unknown_strategy_is_refused_by_name() -> None:
         rank(CANDIDATES, "greedy")  # type: ignore[arg-type]
 
 
-def test_margin_is_the_default_strategy() -> None:
+def test_entropy_is_the_default_strategy() -> None:
+    """The strategy that saved the most labels in `make bench-al`."""
     from labelloop.api.annotationproject import ActiveLearning
 
-    assert ActiveLearning().strategy == "margin"
+    assert ActiveLearning().strategy == "entropy"
 
 
 # --- batches: cold start and diversity -----------------------------------------------------

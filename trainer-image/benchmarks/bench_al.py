@@ -19,23 +19,26 @@ Two learners:
   labels back for its best epoch, and those count as used) and scores it with the prelabel
   server's scorer. The full-size run for a GPU machine.
 
-Strategies: `random`, `uncertainty`, `margin` (the loop's default), `entropy`, and
-`margin-diverse`: margin with the candidates' embeddings, so the policy takes the most
-informative task of each cluster (its diversity rule).
+Strategies: `random`, `uncertainty`, `margin`, `entropy` (the loop's default), and
+`<strategy>-diverse` (by default `entropy-diverse`): that strategy with the candidates'
+embeddings, so the policy takes the most informative task of each cluster (its diversity
+rule).
 
 The report, `bench-reports/al.json`: per strategy, the mean accuracy and macro-F1 at every
 point with a 95% t-interval over the seeds, the points at 200, 500 and 1,000 labels
 (`at_labels`), and `label_savings` against random at two targets, `random_at_500` and
-`random_at_budget`: the accuracy random sampling reaches at that many labels, per seed. Each
-curve's labels to reach a target are read off where it first gets there, linearly
-interpolated between measured points; a seed's savings are `1 - labels_strategy /
-labels_random`, and the report gives their mean with a 95% t-interval over the seeds
-(`beats_random`: the interval lies above zero). A seed whose strategy never reaches the
-target within the budget counts as needing the whole budget (`censored`).
+`random_at_budget`: the accuracy random sampling reaches, on the seeds' mean curve, at that
+many labels. A mean curve's labels to reach a target are read off where it first gets there,
+linearly interpolated between measured points (never: the whole budget), and the savings are
+`1 - labels_strategy / labels_random`, with a 95% paired bootstrap interval: the seeds
+resampled with replacement (the same draw for every strategy, as they share their first
+labels) and the savings read again off the resampled mean curves (`beats_random`: the
+interval lies above zero). `per_seed` gives each seed's own figure, which shows how jagged
+single curves are.
 
     python trainer-image/benchmarks/bench_al.py                       # frozen, 10 seeds, minutes
     python trainer-image/benchmarks/bench_al.py --gpu                  # trainer per round, 5 seeds
-    python trainer-image/benchmarks/bench_al.py --strategies margin --seeds 0,1,2,3,4
+    python trainer-image/benchmarks/bench_al.py --strategies margin,margin-diverse --seeds 0,1,2
 
 Data: DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0.
 """
@@ -67,7 +70,9 @@ DYNASENT = REPO_ROOT.parent / "shared" / "data" / "dynasent-r1" / "dynasent-r1-d
 ATTRIBUTION = (
     "DynaSent R1 (Potts, Wu, Geiger & Kiela, ACL-IJCNLP 2021, arXiv:2012.15349), CC BY 4.0"
 )
-STRATEGIES = ("random", "uncertainty", "margin", "entropy", "margin-diverse")
+POLICIES = ("random", "uncertainty", "margin", "entropy")
+STRATEGIES = (*POLICIES, "entropy-diverse")
+"""The default `--strategies`; any policy but random may take `-diverse`."""
 DIVERSE_SUFFIX = "-diverse"
 REPORTED_LABELS = (200, 500, 1000)
 TARGETS = {"random_at_500": 500, "random_at_budget": None}
@@ -75,6 +80,8 @@ SCORE_BATCH = 64
 L2 = 1e-3
 LOGIT_SCALE = 10.0
 """Unit-length embeddings scaled up so the regression's weights stay of order one."""
+BOOTSTRAP = 2000
+"""Resamples of the seeds behind each label-savings interval."""
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
          2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
          2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
@@ -377,33 +384,58 @@ def curves_with_intervals(runs: dict[int, dict[str, Any]]) -> list[dict[str, Any
     return curve
 
 
+def mean_curve(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs' accuracy averaged point by point (the points share their label counts)."""
+    return [
+        {"labels": points[0]["labels"], "accuracy": statistics.fmean(p["accuracy"] for p in points)}
+        for points in zip(*(run["points"] for run in runs), strict=True)
+    ]
+
+
+def savings_of(
+    runs: dict[str, dict[int, dict[str, Any]]],
+    seeds: Sequence[int],
+    target_labels: int,
+    budget: int,
+) -> dict[str, float]:
+    """Each strategy's label savings on the mean curves of `seeds` (repeats allowed)."""
+    baseline = mean_curve([runs["random"][s] for s in seeds])
+    target = accuracy_at(baseline, target_labels)
+    random_needs = labels_to_reach(baseline, target)
+    assert random_needs is not None  # random reaches its own point
+    found = {}
+    for strategy, by_seed in runs.items():
+        if strategy != "random":
+            needed = labels_to_reach(mean_curve([by_seed[s] for s in seeds]), target)
+            found[strategy] = 1 - (budget if needed is None else needed) / random_needs
+    return found
+
+
 def savings(
     runs: dict[str, dict[int, dict[str, Any]]], target_labels: int, budget: int
 ) -> dict[str, Any]:
-    """Each strategy's label savings against random at random's accuracy at `target_labels`,
-    seed by seed, with their mean and 95% interval."""
+    """Each strategy's label savings against random at random's mean accuracy at
+    `target_labels`, read off the seeds' mean curves, with a 95% paired bootstrap interval
+    (the seeds resampled together for every strategy, since they share their first labels)."""
+    seeds = sorted(runs["random"])
+    estimate = savings_of(runs, seeds, target_labels, budget)
+    rng = random.Random(0)
+    resampled = [
+        savings_of(runs, [rng.choice(seeds) for _ in seeds], target_labels, budget)
+        for _ in range(BOOTSTRAP)
+    ]
     found: dict[str, Any] = {}
-    for strategy, by_seed in runs.items():
-        if strategy == "random":
-            continue
-        per_seed, censored = [], 0
-        for seed, run in by_seed.items():
-            baseline = runs["random"][seed]["points"]
-            target = accuracy_at(baseline, target_labels)
-            random_needs = labels_to_reach(baseline, target)
-            assert random_needs is not None  # random reaches its own point
-            needed = labels_to_reach(run["points"], target)
-            if needed is None:
-                censored += 1
-                needed = float(budget)
-            per_seed.append(1 - needed / random_needs)
-        summary = interval(per_seed)
+    for strategy, value in estimate.items():
+        draws = sorted(r[strategy] for r in resampled)
+        low = draws[int(0.025 * (len(draws) - 1))]
+        high = draws[int(0.975 * (len(draws) - 1))]
+        per_seed = [savings_of(runs, [s], target_labels, budget)[strategy] for s in seeds]
         found[strategy] = {
-            "label_savings": summary,
-            "beats_random": summary["low"] > 0,
-            "censored": censored,
-            "per_seed": [round(s, 4) for s in per_seed],
-        }
+            "label_savings": {"estimate": round(value, 4), "low": round(low, 4),
+                              "high": round(high, 4)},
+            "beats_random": low > 0,
+            "per_seed": [round(v, 4) for v in per_seed],
+        }  # fmt: skip
     return found
 
 
@@ -412,7 +444,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--strategies",
         default=",".join(STRATEGIES),
-        help=f"comma-separated, of {', '.join(STRATEGIES)} (random is always run)",
+        help=f"comma-separated, of {', '.join(POLICIES)} and <policy>-diverse "
+        "(random is always run)",
     )
     parser.add_argument("--learner", choices=("frozen", "trainer"), help="default: frozen")
     parser.add_argument("--gpu", action="store_true", help="the full-size run: trainer learner")
@@ -430,9 +463,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-reports" / "al.json")
     args = parser.parse_args(argv)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = sorted(set(strategies) - set(STRATEGIES))
+    known = {*POLICIES, *(f"{p}{DIVERSE_SUFFIX}" for p in POLICIES if p != "random")}
+    unknown = sorted(set(strategies) - known)
     if unknown:
-        parser.error(f"--strategies: {', '.join(unknown)} not one of {', '.join(STRATEGIES)}")
+        parser.error(f"--strategies: {', '.join(unknown)} not one of {', '.join(sorted(known))}")
     args.strategies = ["random", *dict.fromkeys(s for s in strategies if s != "random")]
     args.learner = args.learner or ("trainer" if args.gpu else "frozen")
     default_seeds = "0,1,2,3,4" if args.learner == "trainer" else ",".join(map(str, range(10)))

@@ -3,10 +3,11 @@
 The prelabel server answers each task with a confidence `score` and, for classification, the
 probability of every label. A task is worth a person's time when the model is unsure of it:
 
-- `margin` (the default): smallest gap between the two most probable labels first, the close
-  calls between two labels, which break ties where the model's boundary is;
+- `entropy` (the default): highest entropy of the label distribution first, the doubt over
+  every label at once;
+- `margin`: smallest gap between the two most probable labels first, the close calls
+  between two labels;
 - `uncertainty`: least confident first (`1 - score`, the top label's probability);
-- `entropy`: highest entropy of the label distribution first;
 - `random`: a seeded shuffle, the baseline the others are measured against.
 
 Margin and entropy need the distribution. A prediction without one (span labelling, or a
