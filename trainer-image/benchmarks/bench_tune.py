@@ -52,6 +52,20 @@ HF_RECIPE = {"learning_rate": 5e-4, "batch_size": 8, "epochs": 2}
 CHILD_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 
+def timed_child(command: list[str], gpu: bool, what: str) -> tuple[str, float]:
+    """Run `command` as a process of its own (no GPU unless `gpu`); the last line of its
+    stdout and its wall seconds, start to exit."""
+    env = {**os.environ, **CHILD_ENV}
+    if not gpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-4000:]}")
+    return done.stdout.strip().splitlines()[-1], seconds
+
+
 def run_trainer(data: Path, output: Path, extra: list[str], gpu: bool) -> dict[str, Any]:
     """`python -m labelloop_trainer train` on `data` with only `extra` flags; its figures."""
     command = [
@@ -60,15 +74,8 @@ def run_trainer(data: Path, output: Path, extra: list[str], gpu: bool) -> dict[s
         "--labels", ",".join(bench_train.LABELS),
         "--base-model", str(bench_train.minilm_dir()), "--output", str(output), *extra,
     ]  # fmt: skip
-    env = {**os.environ, **CHILD_ENV}
-    if not gpu:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    began = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    seconds = time.perf_counter() - began
-    if done.returncode != 0:
-        raise SystemExit(f"train {' '.join(extra)} failed:\n{done.stderr[-4000:]}")
-    version = Path(done.stdout.strip().splitlines()[-1])
+    last_line, seconds = timed_child(command, gpu, f"train {' '.join(extra)}")
+    version = Path(last_line)
     metrics = json.loads((version / "metrics.json").read_text(encoding="utf-8"))
     config = json.loads((version / "config.json").read_text(encoding="utf-8"))
     hyper = config["hyper"]
@@ -102,15 +109,8 @@ def run_hf_recipe(data: Path, gpu: bool) -> dict[str, Any]:
         "--learning-rate", str(HF_RECIPE["learning_rate"]),
         "--batch-size", str(HF_RECIPE["batch_size"]), *(["--gpu"] if gpu else []),
     ]  # fmt: skip
-    env = {**os.environ, **CHILD_ENV}
-    if not gpu:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    began = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    seconds = time.perf_counter() - began
-    if done.returncode != 0:
-        raise SystemExit(f"HF recipe failed:\n{done.stderr[-4000:]}")
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    last_line, seconds = timed_child(command, gpu, "HF recipe")
+    report: dict[str, Any] = json.loads(last_line)
     return {
         "macro_f1": report["macro_f1"],
         "accuracy": report["accuracy"],
