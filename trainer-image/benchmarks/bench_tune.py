@@ -80,7 +80,7 @@ def run_trainer(data: Path, output: Path, extra: list[str], gpu: bool) -> dict[s
     config = json.loads((version / "config.json").read_text(encoding="utf-8"))
     hyper = config["hyper"]
     found = {
-        "command": " ".join(["python -m labelloop_trainer train", *command[5:]]),
+        "command": " ".join(["python -m labelloop_trainer train", *command[4:]]),
         "macro_f1": metrics["metrics"]["macro_f1"],
         "accuracy": metrics["metrics"]["accuracy"],
         "wall_seconds": round(seconds, 1),
