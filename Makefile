@@ -11,7 +11,7 @@ TOOLS_BIN := .cache/bin
 KUBECONFIG_LOCAL := .cluster/kubeconfig
 LABEL_STUDIO_VERSION := 1.23.2
 
-.PHONY: help demo install install-labelstudio tools images lint format crds test e2e test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-tune bench-gpu gpu-wheels clean
+.PHONY: help demo install install-labelstudio tools images lint format crds test e2e test-trainer test-fast cluster-up cluster-down operator bench bench-train bench-serve bench-al bench-tune bench-gpu bench-operator gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -100,6 +100,10 @@ bench-gpu: ## on a GPU: training MFU against a tuned HF Trainer, serving at 64/2
 
 gpu-wheels: install ## download the wheels bench-gpu needs besides torch, transformers and peft into gpu-wheels/
 	@$(BIN)/python trainer-image/benchmarks/bench_gpu.py --download-wheels gpu-wheels
+
+# Needs the local cluster running (make cluster-up); everything it makes it deletes after.
+bench-operator: install install-labelstudio ## the operator at 1,000 of each kind on the local cluster: convergence, RSS, API and Label Studio requests while idle (bench-reports/operator.json)
+	@$(BIN)/python hack/bench_operator.py
 
 bench-al: install ## accuracy against labels used: uncertainty against random sampling (bench-reports/al.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_al.py

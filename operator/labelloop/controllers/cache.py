@@ -17,12 +17,19 @@ lag is harmless: the API server refuses a create of an object that exists
 again by the event that follows.
 
 Bodies are kept without what no reconcile reads (`managedFields`, the pod template of a Job,
-a pod's spec but its volumes), so that thousands of children cost little memory. Every body
-handed out is shared: read it, never change it.
+of a pod all but its volumes and the state of its containers), and children packed as JSON
+text, unpacked when read, so that thousands of them cost little memory: a child's body is
+about a tenth the size as text that it is as Python objects. The operator's own kinds stay
+unpacked, as kopf holds them anyway (their parts are shared) and the wake-up rules read them
+on every change. A body handed out for one of those is shared: read it, never change it.
+
+Only children the operator owns are watched (`controllers.watches`): read others of those
+kinds from the API server, not through the cache.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -37,11 +44,13 @@ MAX_TOMBSTONES = 10_000
 
 @dataclass(frozen=True)
 class WatchedKind:
-    """A kind the operator watches: how the API names it and kopf's plural."""
+    """A kind the operator watches: how the API names it and kopf's plural, and whether
+    the cache keeps its bodies packed as text."""
 
     api_version: str
     kind: str
     plural: str
+    packed: bool = True
 
     @property
     def group(self) -> str:
@@ -58,7 +67,7 @@ DEPLOYMENTS = WatchedKind("apps/v1", "Deployment", "deployments")
 SERVICES = WatchedKind("v1", "Service", "services")
 CHILDREN = (JOBS, PODS, DEPLOYMENTS, SERVICES)
 """The children whose changes wake their owners and whose bodies reconciles read."""
-CUSTOM = tuple(WatchedKind(API_VERSION, kind.kind, kind.plural) for kind in KINDS)
+CUSTOM = tuple(WatchedKind(API_VERSION, kind.kind, kind.plural, packed=False) for kind in KINDS)
 """The operator's own kinds."""
 WATCHED = CUSTOM + CHILDREN
 
@@ -72,9 +81,41 @@ def trimmed(kind: str, body: Mapping[str, Any]) -> Body:
     spec = out.get("spec") or {}
     if kind == PODS.kind:
         out["spec"] = {"volumes": spec.get("volumes") or []}
+        status = out.get("status") or {}
+        out["status"] = {k: status[k] for k in POD_STATUS if k in status}
     elif kind == JOBS.kind:
         out["spec"] = {k: v for k, v in spec.items() if k != "template"}
     return out
+
+
+# What a FineTuneJob's pass reads of its pods' status.
+POD_STATUS = ("phase", "conditions", "containerStatuses")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One cached object: its resource version and labels, and its body or its body's text."""
+
+    version: str
+    labels: Mapping[str, str]
+    body: Body | None = None
+    text: str | None = None
+
+    @classmethod
+    def of(cls, watched: WatchedKind, body: Mapping[str, Any]) -> _Entry:
+        kept = trimmed(watched.kind, body)
+        meta = kept["metadata"]
+        version, labels = str(meta.get("resourceVersion") or ""), dict(meta.get("labels") or {})
+        if watched.packed:
+            return cls(version, labels, text=json.dumps(kept, separators=(",", ":")))
+        return cls(version, labels, body=kept)
+
+    def unpacked(self) -> Body:
+        if self.body is not None:
+            return self.body
+        assert self.text is not None
+        body: Body = json.loads(self.text)
+        return body
 
 
 class WatchCache:
@@ -84,8 +125,9 @@ class WatchCache:
         """A cache of `kinds`, the kinds the operator's watches keep here; `get` and `list`
         answer for those only (`covers`)."""
         self._lock = threading.Lock()
-        self._kinds: dict[tuple[str, str], dict[str, dict[str, Body]]] = {
-            (k.api_version, k.kind): {} for k in kinds
+        self._watched = {(k.api_version, k.kind): k for k in kinds}
+        self._kinds: dict[tuple[str, str], dict[str, dict[str, _Entry]]] = {
+            key: {} for key in self._watched
         }
         # The resource version at which an object was deleted, oldest first.
         self._tombstones: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
@@ -99,18 +141,20 @@ class WatchCache:
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name"))
         version = str(meta.get("resourceVersion") or "")
+        watched = self._watched.get((api_version, kind))
+        if watched is None:  # not a cached kind
+            return
+        entry = _Entry.of(watched, body)  # outside the lock: packing takes a while
         with self._lock:
-            namespaces = self._kinds.get((api_version, kind))
-            if namespaces is None:  # not a cached kind
-                return
+            namespaces = self._kinds[(api_version, kind)]
             deleted = self._tombstones.get((api_version, kind, namespace, name))
             if deleted is not None and not newer(version, deleted):
                 return
             objects = namespaces.setdefault(namespace, {})
             kept = objects.get(name)
-            if kept is not None and newer(kept["metadata"].get("resourceVersion"), version):
+            if kept is not None and newer(kept.version, version):
                 return
-            objects[name] = trimmed(kind, body)
+            objects[name] = entry
 
     def remove(self, body: Mapping[str, Any]) -> None:
         """Forget a deleted object (`body` is its last state, as the watch tells it)."""
@@ -130,7 +174,8 @@ class WatchCache:
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Body | None:
         with self._lock:
-            return self._kinds.get((api_version, kind), {}).get(namespace or "", {}).get(name)
+            entry = self._kinds.get((api_version, kind), {}).get(namespace or "", {}).get(name)
+        return None if entry is None else entry.unpacked()
 
     def list(
         self, api_version: str, kind: str, namespace: str | None, labels: Mapping[str, str]
@@ -139,8 +184,12 @@ class WatchCache:
         with self._lock:
             namespaces = self._kinds.get((api_version, kind), {})
             chosen = namespaces.values() if namespace is None else [namespaces.get(namespace, {})]
-            candidates = [body for objects in chosen for body in objects.values()]
-        return [body for body in candidates if _has_labels(body, labels)]
+            candidates = [entry for objects in chosen for entry in objects.values()]
+        return [
+            entry.unpacked()
+            for entry in candidates
+            if all(entry.labels.get(k) == v for k, v in labels.items())
+        ]
 
 
 def newer(version: object, than: object) -> bool:
@@ -151,8 +200,3 @@ def newer(version: object, than: object) -> bool:
         return int(str(version)) > int(str(than))
     except ValueError:
         return False
-
-
-def _has_labels(body: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    have = (body.get("metadata") or {}).get("labels") or {}
-    return all(have.get(k) == v for k, v in labels.items())
