@@ -41,7 +41,9 @@ def test_bench_gpu_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     for load in serving["loads"]:
         for side in ("batched", "one_by_one"):
             assert load[side]["tasks"] == 64 and load[side]["failed_requests"] == 0
+            assert load[side]["model_ms_per_task"] > 0
+        assert load["one_by_one"]["mean_forward_pass_size"] == 1.0
+        assert load["throughput_ratio"] > 0 and load["model_ratio"] > 0
     bulk = serving["bulk_request"]
     assert bulk["batched"]["complete"] and bulk["one_by_one"]["complete"]
     assert bulk["same_labels_as_single_requests"] == 1.0
-    assert serving["mean_forward_pass_size"]["one_by_one"] == 1.0

@@ -2,7 +2,9 @@
 
 Both sides serve the same model with the same `python -m labelloop_trainer serve` command, in
 a child process each; the only difference is `--batch-size` (32, and 1 for the one-by-one
-baseline). Each side gets, in turn:
+baseline). The two servers run side by side and take each load in turn, the one going first
+alternating from load to load, so that the machine's other work during the run weighs on
+both alike. The loads:
 
 - the load of many annotators opening tasks at once: single-task `POST /predict` requests,
   each with the whole task and the project's label config, from 8, 64 and 256 concurrent
@@ -14,6 +16,13 @@ Nothing is lost quietly: every request that is refused, times out, is reset or a
 wrong number of results is a failure, listed in the report, and any failure fails the
 benchmark (exit 1, after the report is written). Throughput is tasks over the wall time of
 a load; latency is per request, as a client sees it.
+
+Beside each load's throughput stands what a task cost: the server's CPU time (all its
+threads, from /proc), the model's time (the batches through the chain, from the server's
+metrics), the clients' CPU time, and the machine's load average as the load began. Their
+ratios, one by one over batched, are the ceiling of the throughput ratio on cores that are
+all busy: `model_ratio` on the bulk request is the model's own gain from running full
+length-sorted batches instead of single texts, with no HTTP in either.
 
 The fast path is measured in the same run: the servers' runtime is `auto`, which on a CPU is
 ONNX Runtime (`serving/fast_path.py`); three more batched servers — PyTorch
@@ -28,9 +37,10 @@ about what a larger model's costs on a GPU, for a quick run; `--model DIR` serve
 directory. The clients are one asyncio loop speaking HTTP/1.1 directly, so that 256 of them
 cost the shared CPU little.
 
-Each server runs its forward passes on one thread (`--threads 1`) by default: the clients
-share the cores, and a small model's pass on two threads of a busy machine mostly measures
-the threads waiting for each other.
+Each server runs its forward passes on one thread (`--threads 1`) by default, so that the
+model has about one core and the event loop and the clients the other. The clients are
+not pinned to a core: pinned, they would share theirs with the server's event loop, which
+needs it more; their CPU time per task is in the report (a few percent of the server's).
 
     python trainer-image/benchmarks/bench_serve.py                      # MiniLM, a few minutes
     python trainer-image/benchmarks/bench_serve.py --encoder tiny --tasks 200 --bulk 1000
@@ -171,6 +181,15 @@ class Server:
                 return float(line.split()[-1])
         return 0.0
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used, all its threads (None where /proc is not)."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text(encoding="ascii")
+        except OSError:
+            return None
+        user, system = stat.rsplit(")", 1)[1].split()[11:13]
+        return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         if self.process.wait(60) != 0:
@@ -294,70 +313,75 @@ def summary(outcome: Outcome, tasks: int) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Side:
-    """One server's results: the loads, the bulk request, and its answers to compare."""
+@dataclass(frozen=True)
+class Usage:
+    """A server's counters at one moment, and this process's CPU time (the clients')."""
 
-    name: str
-    batch_size: int
-    loads: dict[int, dict[str, Any]] = field(default_factory=dict)
-    bulk: dict[str, Any] = field(default_factory=dict)
-    answers: dict[str, list[tuple[str, float] | None]] = field(default_factory=dict)
-    mean_forward_pass_size: float = 0.0
-    model_version: str = ""
+    passes: float
+    tasks: float
+    model_seconds: float
+    server_cpu: float | None
+    client_cpu: float
+
+    @classmethod
+    def now(cls, server: Server) -> Usage:
+        passes, tasks, model_seconds = (server.metric(f"labelloop_prelabel_{name}") for name in (
+            "batch_size_count", "batch_size_sum", "batch_seconds_sum"))  # fmt: skip
+        return cls(passes, tasks, model_seconds, server.cpu_seconds(), time.process_time())
 
 
-def measure_side(
-    name: str,
-    model: list[str],
-    batch_size: int,
-    *,
-    args: argparse.Namespace,
-    clients: Sequence[int],
-    bulk_tasks: int,
-) -> Side:
-    """The loads at each client count, then the bulk request, on one fresh server."""
-    side = Side(name, batch_size)
-    single = [predict_body([task(i, t)]) for i, t in enumerate(texts(args.tasks))]
-    server = Server(model, batch_size, args, args.runtime)
-    try:
-        warm = asyncio.run(
-            run_requests(server, single[:WARM_UP], [1] * WARM_UP, clients=8, timeout=600)
-        )
-        if warm.failures:
-            raise SystemExit(f"{name}: the warm-up failed: {warm.failures[0]}")
-        passes_before = server.metric("labelloop_prelabel_batch_size_count")
-        tasks_before = server.metric("labelloop_prelabel_batch_size_sum")
-        for count in clients:
-            outcome = asyncio.run(
-                run_requests(server, single, [1] * len(single), clients=count, timeout=args.timeout)
-            )
-            side.loads[count] = summary(outcome, len(single))
-            side.answers[f"clients_{count}"] = outcome.answers
-            print(f"{name}, {count} clients: {_line(side.loads[count])}", file=sys.stderr)
-        passes = server.metric("labelloop_prelabel_batch_size_count") - passes_before
-        tasks = server.metric("labelloop_prelabel_batch_size_sum") - tasks_before
-        side.mean_forward_pass_size = round(tasks / max(passes, 1), 2)
-        if bulk_tasks:
-            body = predict_body([task(i, t) for i, t in enumerate(texts(bulk_tasks))])
-            outcome = asyncio.run(
-                run_requests(server, [body], [bulk_tasks], clients=1, timeout=args.timeout)
-            )
-            side.bulk = summary(outcome, bulk_tasks)
-            side.bulk["complete"] = not outcome.failures
-            side.answers["bulk"] = outcome.answers
-            print(f"{name}, one request of {bulk_tasks}: {_line(side.bulk)}", file=sys.stderr)
-        side.model_version = json.loads(server.get("/health"))["model_version"]
-    finally:
-        server.stop()
-    return side
+def measure(
+    server: Server, bodies: Sequence[bytes], sizes: Sequence[int], *, clients: int, timeout: float
+) -> tuple[Outcome, dict[str, Any]]:
+    """`run_requests` and its summary, with what the load cost: the server's CPU time and
+    its model's time (the batches through the chain, by its metrics) per task, the mean
+    forward-pass size, this process's CPU time per task (the clients'), and the machine's
+    load average when it began (others' work on the same cores slows both sides)."""
+    tasks = sum(sizes)
+    load_average = os.getloadavg()[0]
+    before = Usage.now(server)
+    outcome = asyncio.run(run_requests(server, bodies, sizes, clients=clients, timeout=timeout))
+    after = Usage.now(server)
+    server_cpu = (
+        None
+        if after.server_cpu is None or before.server_cpu is None
+        else round(1000 * (after.server_cpu - before.server_cpu) / tasks, 3)
+    )
+    return outcome, {
+        **summary(outcome, tasks),
+        "mean_forward_pass_size": round(
+            (after.tasks - before.tasks) / max(after.passes - before.passes, 1), 2
+        ),
+        "model_ms_per_task": round(1000 * (after.model_seconds - before.model_seconds) / tasks, 3),
+        "server_cpu_ms_per_task": server_cpu,
+        "client_cpu_ms_per_task": round(1000 * (after.client_cpu - before.client_cpu) / tasks, 3),
+        "load_average_1m": round(load_average, 2),
+    }
 
 
 def _line(result: dict[str, Any]) -> str:
     return (
         f"{result['predictions_per_second']}/s, p50 {result['latency_p50_ms']} ms, "
-        f"p99 {result['latency_p99_ms']} ms, {result['failed_requests']} failed"
+        f"p99 {result['latency_p99_ms']} ms, {result['failed_requests']} failed; "
+        f"model {result['model_ms_per_task']} ms/task, server CPU "
+        f"{result['server_cpu_ms_per_task']} ms/task, load average {result['load_average_1m']}"
     )
+
+
+@dataclass
+class Arm:
+    """One side of the comparison: its server, and per load its results and answers."""
+
+    name: str
+    batch_size: int
+    server: Server
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answers: dict[str, list[tuple[str, float] | None]] = field(default_factory=dict)
+
+    def run(self, load: str, bodies: Sequence[bytes], sizes: Sequence[int], **kw: Any) -> None:
+        outcome, self.results[load] = measure(self.server, bodies, sizes, **kw)
+        self.answers[load] = outcome.answers
+        print(f"{self.name}, {load}: {_line(self.results[load])}", file=sys.stderr)
 
 
 def agreement(
@@ -368,67 +392,106 @@ def agreement(
     return round(sum(x[0] == y[0] for x, y in pairs) / max(len(pairs), 1), 6)
 
 
+def ratios(batched: dict[str, Any], one_by_one: dict[str, Any]) -> dict[str, Any]:
+    """Batched against one by one on a load: throughput, and what a task cost each side.
+
+    `model_ratio` is the model's own gain from batching on this load (its time per task one
+    by one over batched); `cpu_ratio` the same for all the CPU the server and the clients
+    used. On a machine whose cores are all busy, throughput follows CPU per task, so the
+    throughput ratio cannot go far past these.
+    """
+
+    def ratio(key: str) -> float | None:
+        a, b = one_by_one.get(key), batched.get(key)
+        return round(a / b, 3) if a and b else None
+
+    def cpu(result: dict[str, Any]) -> float | None:
+        server = result["server_cpu_ms_per_task"]
+        return None if server is None else server + result["client_cpu_ms_per_task"]
+
+    speed = batched["predictions_per_second"] / one_by_one["predictions_per_second"]
+    cpu_a, cpu_b = cpu(one_by_one), cpu(batched)
+    return {
+        "throughput_ratio": round(speed, 3),
+        "model_ratio": ratio("model_ms_per_task"),
+        "cpu_ratio": round(cpu_a / cpu_b, 3) if cpu_a and cpu_b else None,
+    }
+
+
 def compare_serving(
     model: list[str], args: argparse.Namespace, clients: Sequence[int], bulk_tasks: int
 ) -> dict[str, Any]:
-    """Batched against one by one on the same model: both sides, ratios and failures."""
-    batched = measure_side(
-        "batched", model, args.batch_size, args=args, clients=clients, bulk_tasks=bulk_tasks
-    )
-    plain = measure_side("one by one", model, 1, args=args, clients=clients, bulk_tasks=bulk_tasks)
-    loads = []
-    for count in clients:
-        fast, slow = batched.loads[count], plain.loads[count]
-        loads.append(
-            {
-                "clients": count,
-                "batched": fast,
-                "one_by_one": slow,
-                "throughput_ratio": round(
-                    fast["predictions_per_second"] / slow["predictions_per_second"], 3
-                ),
-                "same_labels": agreement(
-                    batched.answers[f"clients_{count}"], plain.answers[f"clients_{count}"]
-                ),
-            }
-        )
+    """Batched against one by one on the same model: both sides, ratios and failures.
+
+    Both servers run side by side and take each load in turn, the one going first
+    alternating from load to load, so that a change in the machine's other work during the
+    run falls on both sides alike rather than on whichever ran later.
+    """
+    single = [predict_body([task(i, t)]) for i, t in enumerate(texts(args.tasks))]
+    arms: list[Arm] = []
+    try:
+        for name, batch_size in (("batched", args.batch_size), ("one by one", 1)):
+            arms.append(Arm(name, batch_size, Server(model, batch_size, args, args.runtime)))
+        for arm in arms:
+            warm = asyncio.run(
+                run_requests(arm.server, single[:WARM_UP], [1] * WARM_UP, clients=8, timeout=600)
+            )
+            if warm.failures:
+                raise SystemExit(f"{arm.name}: the warm-up failed: {warm.failures[0]}")
+        turns: list[tuple[str, list[bytes], list[int], int]] = [
+            (f"clients_{count}", single, [1] * len(single), count) for count in clients
+        ]
+        if bulk_tasks:
+            body = predict_body([task(i, t) for i, t in enumerate(texts(bulk_tasks))])
+            turns.append(("bulk", [body], [bulk_tasks], 1))
+        for turn, (load, bodies, sizes, count) in enumerate(turns):
+            for arm in arms[:: 1 if turn % 2 == 0 else -1]:
+                arm.run(load, bodies, sizes, clients=count, timeout=args.timeout)
+        model_version = json.loads(arms[0].server.get("/health"))["model_version"]
+    finally:
+        for arm in arms:
+            arm.server.stop()
+    batched, plain = arms
+    loads = [
+        {
+            "clients": count,
+            "batched": batched.results[f"clients_{count}"],
+            "one_by_one": plain.results[f"clients_{count}"],
+            **ratios(batched.results[f"clients_{count}"], plain.results[f"clients_{count}"]),
+            "same_labels": agreement(
+                batched.answers[f"clients_{count}"], plain.answers[f"clients_{count}"]
+            ),
+        }
+        for count in clients
+    ]
     report: dict[str, Any] = {
-        "model_version": batched.model_version,
+        "model_version": model_version,
         "runtime": args.runtime,
         "batch_size": args.batch_size,
-        "mean_forward_pass_size": {
-            "batched": batched.mean_forward_pass_size,
-            "one_by_one": plain.mean_forward_pass_size,
-        },
         "loads": loads,
     }
     if bulk_tasks:
+        bulk = {"batched": batched.results["bulk"], "one_by_one": plain.results["bulk"]}
+        for result in bulk.values():
+            result["complete"] = not result["failures"]
         report["bulk_request"] = {
             "tasks": bulk_tasks,
             "label_studio_timeout_s": LABEL_STUDIO_TIMEOUT_S,
-            "batched": batched.bulk,
-            "one_by_one": plain.bulk,
-            "throughput_ratio": round(
-                batched.bulk["predictions_per_second"] / plain.bulk["predictions_per_second"], 3
-            ),
+            **bulk,
+            **ratios(bulk["batched"], bulk["one_by_one"]),
             # Order: the bulk answers against the single-task answers for the same texts.
             "same_labels_as_single_requests": agreement(
                 batched.answers["bulk"], batched.answers[f"clients_{clients[0]}"]
             ),
         }
     failures = [
-        {"side": side.name, "load": load, **failure}
-        for side in (batched, plain)
-        for load, result in [
-            *((f"{c} clients", side.loads[c]) for c in clients),
-            ("bulk", side.bulk),
-        ]
-        for failure in result.get("failures", [])
+        {"side": arm.name, "load": load, **failure}
+        for arm in arms
+        for load, result in arm.results.items()
+        for failure in result["failures"]
     ]
     report["failed_requests"] = sum(
-        result.get("failed_requests", 0)
-        for side in (batched, plain)
-        for result in (*side.loads.values(), side.bulk)
+        result["failed_requests"] for arm in arms for result in arm.results.values()
     )
     report["failures"] = failures[:100]
     return report
