@@ -83,17 +83,20 @@ def test_node_affinity_follows_gpu_feature_discovery_labels(
 @pytest.mark.parametrize(
     ("resources", "anti", "clique"),
     [
-        ({"nodes": 1, "gpusPerNode": 8}, False, False),
-        ({"nodes": 2, "gpusPerNode": 8}, True, False),
-        ({"nodes": 2, "gpusPerNode": 8, "interconnect": "nvlink"}, True, True),
-        ({"nodes": 1, "gpusPerNode": 8, "interconnect": "nvlink"}, False, False),
+        ({"nodes": 1, "gpusPerNode": 8}, None, False),
+        ({"nodes": 2, "gpusPerNode": 8}, "required", False),
+        ({"nodes": 2, "gpusPerNode": 8, "interconnect": "nvlink"}, "required", True),
+        ({"nodes": 1, "gpusPerNode": 8, "interconnect": "nvlink"}, None, False),
+        # CPU workers spread where they can, and may share one machine.
+        ({"nodes": 2, "gpusPerNode": 0}, "preferred", False),
     ],
 )
 def test_one_pod_per_node_and_one_clique_for_multi_node_nvlink(
-    resources: dict[str, Any], anti: bool, clique: bool
+    resources: dict[str, Any], anti: str | None, clique: bool
 ) -> None:
     affinity = job_of(training(resources))["spec"]["template"]["spec"].get("affinity", {})
-    assert ("podAntiAffinity" in affinity) is anti
+    kinds = [k.split("During")[0] for k in affinity.get("podAntiAffinity", {})]
+    assert kinds == ([anti] if anti else [])
     assert ("podAffinity" in affinity) is clique
     if clique:
         (term,) = affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]

@@ -189,11 +189,15 @@ def _needs_one_clique(spec: FineTuneJobSpec) -> bool:
 def _pod_affinities(spec: FineTuneJobSpec, name: str) -> dict[str, Any]:
     same_job = {"labelSelector": {"matchLabels": {"batch.kubernetes.io/job-name": name}}}
     out: dict[str, Any] = {}
-    if spec.resources.nodes > 1:
+    one_per_node = {**same_job, "topologyKey": "kubernetes.io/hostname"}
+    if spec.resources.nodes > 1 and spec.resources.gpus_per_node > 0:
         # One pod per node: the ranks of a node share NVLink inside their pod.
+        out["podAntiAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]}
+    elif spec.resources.nodes > 1:
+        # CPU workers spread over machines where they can, and share one where they must.
         out["podAntiAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": [
-                {**same_job, "topologyKey": "kubernetes.io/hostname"}
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": one_per_node}
             ]
         }
     if _needs_one_clique(spec):
