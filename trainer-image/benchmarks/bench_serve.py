@@ -237,7 +237,8 @@ async def _one_request(
 
 @dataclass
 class Outcome:
-    """What a set of requests came to: per-task answers, latencies and every failure."""
+    """What a set of requests came to: per-task answers, the latencies of the requests
+    answered, and every failure."""
 
     answers: list[tuple[str, float] | None]
     latencies: list[float] = field(default_factory=list)
@@ -257,7 +258,7 @@ async def run_requests(
     server: Server, bodies: Sequence[bytes], sizes: Sequence[int], *, clients: int, timeout: float
 ) -> Outcome:
     """Send every body from `clients` concurrent connections; nothing is dropped unrecorded."""
-    outcome = Outcome(answers=[None] * sum(sizes), latencies=[0.0] * len(bodies))
+    outcome = Outcome(answers=[None] * sum(sizes))
     starts = list(itertools.accumulate(sizes, initial=0))
     turn = iter(range(len(bodies)))
 
@@ -273,10 +274,10 @@ async def run_requests(
                 status, payload, keep = await asyncio.wait_for(
                     connection.request("POST", "/predict", bodies[i]), timeout
                 )
-                outcome.latencies[i] = time.perf_counter() - began
                 if status != 200:
                     raise ValueError(f"HTTP {status}: {payload[:300].decode(errors='replace')}")
                 answers = read_answers(payload, sizes[i])
+                outcome.latencies.append(time.perf_counter() - began)
                 outcome.answers[starts[i] : starts[i + 1]] = answers
                 if not keep:
                     connection.close()
@@ -301,13 +302,19 @@ async def run_requests(
 
 
 def summary(outcome: Outcome, tasks: int) -> dict[str, Any]:
+    """Throughput counts the tasks answered, latencies the requests answered (None if none)."""
+    answered = sum(a is not None for a in outcome.answers)
     ordered = sorted(outcome.latencies)
+
+    def percentile(share: float) -> float | None:
+        return round(1000 * ordered[int(share * (len(ordered) - 1))], 2) if ordered else None
+
     return {
         "tasks": tasks,
         "seconds": round(outcome.seconds, 3),
-        "predictions_per_second": round(tasks / outcome.seconds, 2),
-        "latency_p50_ms": round(1000 * ordered[len(ordered) // 2], 2),
-        "latency_p99_ms": round(1000 * ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)], 2),
+        "predictions_per_second": round(answered / outcome.seconds, 2),
+        "latency_p50_ms": percentile(0.5),
+        "latency_p99_ms": percentile(0.99),
         "failed_requests": len(outcome.failures),
         "failures": outcome.failures[:50],
     }
@@ -401,21 +408,21 @@ def ratios(batched: dict[str, Any], one_by_one: dict[str, Any]) -> dict[str, Any
     throughput ratio cannot go far past these.
     """
 
-    def ratio(key: str) -> float | None:
-        a, b = one_by_one.get(key), batched.get(key)
-        return round(a / b, 3) if a and b else None
-
     def cpu(result: dict[str, Any]) -> float | None:
         server = result["server_cpu_ms_per_task"]
         return None if server is None else server + result["client_cpu_ms_per_task"]
 
-    speed = batched["predictions_per_second"] / one_by_one["predictions_per_second"]
-    cpu_a, cpu_b = cpu(one_by_one), cpu(batched)
     return {
-        "throughput_ratio": round(speed, 3),
-        "model_ratio": ratio("model_ms_per_task"),
-        "cpu_ratio": round(cpu_a / cpu_b, 3) if cpu_a and cpu_b else None,
+        "throughput_ratio": quotient(
+            batched["predictions_per_second"], one_by_one["predictions_per_second"]
+        ),
+        "model_ratio": quotient(one_by_one["model_ms_per_task"], batched["model_ms_per_task"]),
+        "cpu_ratio": quotient(cpu(one_by_one), cpu(batched)),
     }
+
+
+def quotient(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
 
 
 def compare_serving(
