@@ -3,7 +3,10 @@
 For each kind in `cache.WATCHED`, two handlers, both `async` so that they run on kopf's event
 loop without a thread hop:
 - an index, which kopf fills from its first listing before any handler runs, puts every body
-  into the watch cache (`controllers.cache`); the index itself keeps nothing;
+  into the watch cache (`controllers.cache`); the index itself keeps nothing. It runs first
+  on every event, and drops the body's `managedFields` from kopf's own copy: kopf keeps the
+  latest body of every custom resource (for its daemons), managedFields are half of it, and
+  nothing here reads them;
 - an event handler that takes deleted objects out of the cache and wakes whoever the change
   concerns (`controllers.wakeups`): a child's owners; a custom resource itself when its spec,
   labels or annotations changed, and the objects that read it when what they read changed.
@@ -38,6 +41,14 @@ _POLL_TASK = "label_studio_poll_task"
 FINE_TUNE_JOB_LABEL = f"{LABEL_PREFIX}/{FINE_TUNE_JOB.singular}"
 
 
+def _keep(context: OperatorContext, body: kopf.Body) -> None:
+    """Put `body` into the watch cache, after dropping its managedFields from kopf's copy."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    context.kube.cache.put(body)
+
+
 def _owned(labels: Mapping[str, str], **_: Any) -> bool:
     return any(label in labels for label in OWNER_LABELS)
 
@@ -54,8 +65,7 @@ def _watch_child(watched: WatchedKind) -> None:
     when = None if watched == PODS else _owned
 
     async def cache(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        context: OperatorContext = memo["context"]
-        context.kube.cache.put(body)
+        _keep(memo["context"], body)
 
     async def wake(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         context: OperatorContext = memo["context"]
@@ -73,8 +83,7 @@ def _watch_custom(watched: WatchedKind) -> None:
     where = (watched.group, watched.version, watched.plural)
 
     async def cache(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        context: OperatorContext = memo["context"]
-        context.kube.cache.put(body)
+        _keep(memo["context"], body)
 
     async def wake(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         context: OperatorContext = memo["context"]
