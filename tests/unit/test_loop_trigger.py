@@ -22,22 +22,26 @@ def started(seconds_ago: float) -> RoundState:
 
 
 @pytest.mark.parametrize(
-    ("since", "interval", "state", "start", "reason"),
+    ("since", "interval", "state", "start", "reason", "wait"),
     [
-        (0, 0, NEVER, False, "0/5 new annotations"),
-        (4, 0, NEVER, False, "4/5 new annotations"),
-        (5, 0, NEVER, True, "5 new annotations reached 5"),
-        (9, 3600, NEVER, True, "9 new annotations"),  # the first round never waits
-        (5, 3600, started(60), False, "allows the next round in 3541s"),
-        (5, 3600, started(3600), True, "reached"),
-        (5, 0, started(1), True, "reached"),
-        (4, 0, started(10_000), False, "4/5"),
+        (0, 0, NEVER, False, "0/5 new annotations", None),
+        (4, 0, NEVER, False, "4/5 new annotations", None),
+        (5, 0, NEVER, True, "5 new annotations reached 5", None),
+        (9, 3600, NEVER, True, "9 new annotations", None),  # the first round never waits
+        # Held back by time alone: the caller must look again by then (no event will come).
+        (5, 3600, started(60), False, "allows the next round in 3541s", 3541),
+        (5, 3600, started(3600), True, "reached", None),
+        (5, 0, started(1), True, "reached", None),
+        (4, 0, started(10_000), False, "4/5", None),
     ],
 )
-def test_decide(since: int, interval: int, state: RoundState, start: bool, reason: str) -> None:
+def test_decide(
+    since: int, interval: int, state: RoundState, start: bool, reason: str, wait: int | None
+) -> None:
     decision = decide(since, THRESHOLD, interval, state, NOW)
     assert decision.start is start
     assert reason in decision.reason
+    assert decision.wait_seconds == wait
 
 
 @pytest.mark.parametrize(

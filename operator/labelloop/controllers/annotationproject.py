@@ -152,6 +152,8 @@ def _sync(
         run.recheck_in(context.webhook_secrets.renewal_in(owner.namespace, owner.name, time.time()))
     if outcome.more_prelabels:
         run.recheck_in(NEXT_BATCH_SECONDS)
+    if outcome.round_in is not None:
+        run.recheck_in(outcome.round_in)
     found = synced.label_studio.model_dump(exclude_unset=True)
     run.write(synced.model_copy(update={"label_studio": server.model_copy(update=found)}))
     for reason, message in outcome.warnings:

@@ -70,6 +70,9 @@ class SyncOutcome:
     decisions: list[Decision] = field(default_factory=list)
     more_prelabels: bool = False
     """The pass pushed prelabels and more tasks wait for theirs: the next pass pushes more."""
+    round_in: int | None = None
+    """A round is due but held back by `minIntervalSeconds`: seconds until it may start, when
+    nothing else may wake the project."""
 
 
 def read_token(context: OperatorContext, spec: AnnotationProjectSpec, namespace: str) -> str:
@@ -225,8 +228,10 @@ def sync_project(
         fields["disagreements"] = [_disagreement(d) for d in found[: consistency.MAX_LISTED]]
         fields["disagreement_count"] = len(found)
 
+    round_in = None
     if spec.training is not None:
         started = _maybe_start_round(context, owner, spec, state=state, counts=counts)
+        round_in = started.wait_seconds
         conditions.append(started.condition)
         fields.update(started.fields)
         if started.fields:
@@ -261,7 +266,7 @@ def sync_project(
     warnings.extend(pushed.warnings)
     infos.extend(pushed.infos)
     status = AnnotationProjectStatus.model_validate(fields)
-    return SyncOutcome(status, conditions, warnings, infos, decisions, pushed.more)
+    return SyncOutcome(status, conditions, warnings, infos, decisions, pushed.more, round_in)
 
 
 def _disagreement(d: consistency.Disagreement) -> dict[str, Any]:
@@ -366,6 +371,8 @@ class _Round:
     condition: ConditionUpdate
     fields: dict[str, Any]
     """Status fields of a round started now; empty when none started."""
+    wait_seconds: int | None = None
+    """Seconds until a held-back round may start."""
 
 
 def _maybe_start_round(
@@ -383,7 +390,8 @@ def _maybe_start_round(
         counts.since_last_training, rule.new_annotations, rule.min_interval_seconds, state, now
     )
     if not decision.start:
-        return _Round(ConditionUpdate("TrainingTriggered", "False", "Waiting", decision.reason), {})
+        waiting = ConditionUpdate("TrainingTriggered", "False", "Waiting", decision.reason)
+        return _Round(waiting, {}, decision.wait_seconds)
     name = start_round(context, owner, spec, state, counts.last_annotation_id)
     message = f"round {state.rounds + 1}: FineTuneJob {name} ({decision.reason})"
     return _Round(

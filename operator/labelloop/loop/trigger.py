@@ -35,6 +35,8 @@ class RoundState:
 class Decision:
     start: bool
     reason: str
+    wait_seconds: int | None = None
+    """Held back only by `minIntervalSeconds`: when the round may start, from now."""
 
 
 def round_job_name(project: str, round_: int) -> str:
@@ -61,5 +63,6 @@ def decide(
             return Decision(
                 False,
                 f"enough new annotations; minIntervalSeconds allows the next round in {wait}s",
+                wait_seconds=wait,
             )
     return Decision(True, f"{since_last_training} new annotations reached {new_annotations}")
