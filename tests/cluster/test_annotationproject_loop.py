@@ -289,7 +289,8 @@ def test_outage_bad_token_and_recovery(kube: Cluster, namespace: str, loop: Loop
 
     label_studio.stop()
     try:
-        down = eventually(lambda: reason("outage", "LabelStudioUnreachable"), "unreachable", 60)
+        # An idle project learns of the outage from the poller, within a poll (60 s).
+        down = eventually(lambda: reason("outage", "LabelStudioUnreachable"), "unreachable", 150)
         assert down["status"] == "False" and label_studio.url in down["message"]
         assert status_of(kube, "outage", ns)["counts"]["tasks"] == 3  # nothing lost
     finally:

@@ -8,6 +8,8 @@ wakes the AnnotationProjects whose counters moved (`moved`): annotations made wh
 was lost, disabled by Label Studio or never registered (no receiver) are seen within a poll,
 at the cost of a handful of requests per server rather than a full pass per project. A
 counter that stays put (an annotation edited in place) waits for a webhook or the resync.
+A server that stops answering wakes its projects once, so that each reports the outage (and its
+connection deadline starts) within a poll; their passes then retry on their own schedule.
 The operator's task that polls is started with kopf (`controllers.watches`).
 """
 
@@ -39,6 +41,7 @@ class LabelStudioPoll:
         self._lock = threading.Lock()
         self._where: dict[ObjectKey, tuple[LabelStudioClient, int]] = {}
         self._seen: dict[LabelStudioClient, dict[int, ProjectCounts]] = {}
+        self._failing: set[LabelStudioClient] = set()
 
     def follow(self, owner: Owner, ls: LabelStudioClient, project_id: int) -> None:
         """The project of `owner` is `project_id` on the server of `ls` (its shared client)."""
@@ -50,8 +53,9 @@ class LabelStudioPoll:
             self._where.pop(key, None)
 
     def poll(self) -> list[ObjectKey]:
-        """Ask every server once for its projects' counters; the projects that moved. A
-        server that fails is asked again at the next poll."""
+        """Ask every server once for its projects' counters; the projects that moved, and
+        all of a server's projects when it has just stopped answering. A server that fails is
+        asked again at the next poll."""
         with self._lock:
             servers: dict[LabelStudioClient, dict[int, list[ObjectKey]]] = {}
             for key, (ls, project_id) in self._where.items():
@@ -61,9 +65,15 @@ class LabelStudioPoll:
             try:
                 now = ls.project_counts(list(projects))
             except LabelStudioError as error:
-                logger.info("polling Label Studio at %s failed: %s", ls.url, error)
+                with self._lock:
+                    newly = ls not in self._failing
+                    self._failing.add(ls)
+                if newly:
+                    logger.info("polling Label Studio at %s failed: %s", ls.url, error)
+                    woken.extend(key for keys in projects.values() for key in keys)
                 continue
             with self._lock:
+                self._failing.discard(ls)
                 before = self._seen.get(ls, {})
                 self._seen[ls] = {i: c for i, c in now.items() if i in projects}
             for project_id in moved({i: c for i, c in before.items() if i in projects}, now):
