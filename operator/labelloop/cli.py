@@ -37,6 +37,9 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+PACING = ("resync_seconds", "label_studio_poll_seconds", "label_studio_requests_per_server")
+
+
 def _operator(args: argparse.Namespace) -> int:
     from .controllers.context import OperatorConfig
     from .operator import run
@@ -57,10 +60,12 @@ def _operator(args: argparse.Namespace) -> int:
         webhook_replay_window_seconds=args.webhook_replay_window,
         metrics_listen=args.metrics_listen or None,
         workload_scheduling=args.workload_scheduling,
-        resync_seconds=args.resync_seconds,
-        label_studio_poll_seconds=args.label_studio_poll_seconds,
-        label_studio_requests_per_server=args.label_studio_requests_per_server,
         network_policies=args.network_policies,
+        **{
+            name: getattr(args, name)
+            for name in PACING
+            if getattr(args, name) is not None  # else OperatorConfig's default
+        },
     )
     if args.service_cidr:  # else OperatorConfig's default
         config = dataclasses.replace(config, service_cidrs=tuple(args.service_cidr))
@@ -300,35 +305,28 @@ def _add_local_commands(commands: Any) -> None:
 
 def _add_pacing_flags(operator: argparse.ArgumentParser) -> None:
     """How often the operator looks again when nothing told it to, and how hard it may press
-    Label Studio."""
-    from .controllers.context import OperatorConfig
-
-    defaults = OperatorConfig()
+    Label Studio. Unset flags keep OperatorConfig's defaults (imported only when the operator
+    runs: the controllers load kopf, which `--help`, `crds`, `run` and `demo` never do)."""
     pacing = operator.add_argument_group("pacing")
     pacing.add_argument(
         "--resync-seconds",
         type=_positive_seconds,
-        default=defaults.resync_seconds,
         metavar="SECONDS",
         help="reconcile every object this often even when nothing changed, a safety net for "
-        f"lost watch events; changes are acted on at once (default {defaults.resync_seconds})",
+        "lost watch events; changes are acted on at once",
     )
     pacing.add_argument(
         "--label-studio-poll-seconds",
         type=_positive_seconds,
-        default=defaults.label_studio_poll_seconds,
         metavar="SECONDS",
         help="ask each Label Studio server this often which projects changed (a few requests "
-        "per server), for annotations no webhook reported "
-        f"(default {defaults.label_studio_poll_seconds})",
+        "per server), for annotations no webhook reported",
     )
     pacing.add_argument(
         "--label-studio-requests-per-server",
         type=_positive_count,
-        default=defaults.label_studio_requests_per_server,
         metavar="N",
-        help="the most requests in flight to one Label Studio server "
-        f"(default {defaults.label_studio_requests_per_server})",
+        help="the most requests in flight to one Label Studio server",
     )
 
 
