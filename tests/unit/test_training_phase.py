@@ -259,11 +259,11 @@ def test_scheduling_deadline(
     assert observation.phase in ("Pending", "Running") and observation.extra == []
 
 
-def test_a_stall_says_why_for_how_long_and_which_field_set_the_deadline() -> None:
+def test_a_stall_says_why_since_when_and_which_field_set_the_deadline() -> None:
     observation = observe(job(), [unscheduled()], after=750)
     assert observation.health.message == (
-        "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.; for 12m 30s now, "
-        "longer than spec.resources.schedulingDeadlineSeconds (600s)"
+        "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.; waiting since "
+        "2026-12-01T10:00:05Z, longer than spec.resources.schedulingDeadlineSeconds (600s)"
     )
 
 

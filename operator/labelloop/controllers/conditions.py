@@ -63,14 +63,15 @@ class Deadline:
 
 def stalled_past(deadline: Deadline, health: Health, since: datetime, now: datetime) -> Health:
     """`health`, a wait on a cause that began at `since`, turned Stalled once the wait has lasted
-    longer than `deadline`: the same reason, and the message says for how long. Within the
-    deadline, and for anything that is not a wait, `health` is returned as it is."""
+    longer than `deadline`: the same reason, and the message says since when (a time, not a
+    duration, so that a stall that goes on does not rewrite the status). Within the deadline,
+    and for anything that is not a wait, `health` is returned as it is."""
     waited = now - since
     if health.state != "reconciling" or waited <= timedelta(seconds=deadline.seconds):
         return health
     message = (
-        f"{health.message}; for {_duration(waited)} now, longer than "
-        f"{deadline.field} ({deadline.seconds}s)"
+        f"{health.message}; waiting since {since.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}, longer "
+        f"than {deadline.field} ({deadline.seconds}s)"
     )
     return Health("stalled", health.reason, message)
 
@@ -81,16 +82,6 @@ def seconds_left(deadline: Deadline, since: datetime, now: datetime) -> float | 
     None once it has. A reconcile asks to look again then: nothing else may wake it."""
     left = (since + timedelta(seconds=deadline.seconds) - now).total_seconds()
     return left + 1.0 if left >= 0 else None
-
-
-def _duration(span: timedelta) -> str:
-    """`1h 2m 3s`, `2m 0s`, `45s`: how long, to the second."""
-    seconds = int(span.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m {seconds}s"
-    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
 
 
 def now_rfc3339() -> str:
