@@ -36,7 +36,7 @@ def started(seconds_ago: float) -> RoundState:
     ],
 )
 def test_decide(
-    since: int, interval: int, state: RoundState, start: bool, reason: str, wait: int | None
+    *, since: int, interval: int, state: RoundState, start: bool, reason: str, wait: int | None
 ) -> None:
     decision = decide(since, THRESHOLD, interval, state, NOW)
     assert decision.start is start
