@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -36,12 +35,6 @@ if TYPE_CHECKING:
 
 USER_ENV = "LABELLOOP_BASIC_AUTH_USER"
 PASSWORD_ENV = "LABELLOOP_BASIC_AUTH_PASSWORD"
-SWITCH_INTERVAL_S = 0.001
-"""How long a thread that wants the GIL waits for the thread holding it (Python's default is
-5 ms). The model thread needs the GIL for a moment between its native steps (tokenizer,
-forward pass, pooling) while the event loop holds it parsing requests; at 5 ms, every such
-moment could stall a forward pass. Measured (MiniLM, 2-core machine, 8 to 256 clients): 1 ms
-took 4 to 9% less server CPU per task, batched and one by one alike."""
 
 log = logging.getLogger("labelloop_trainer.serving.serve")
 
@@ -152,7 +145,6 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     scorer = load_scorer(args)
     schema = _label_config(args.label_config, scorer)
     server = build_server(

@@ -99,8 +99,7 @@ class ZeroShotScorer:
     def score(self, items: Sequence[TextInput]) -> list[Scores]:
         """One matrix product per label set in the batch (usually one), not one per text: in
         the server every tensor operation lets the event loop's thread take the GIL, and
-        getting it back can cost the model thread a switch interval (`serve.SWITCH_INTERVAL_S`)
-        each time."""
+        getting it back can cost the model thread a switch interval (5 ms) each time."""
         texts = self.embed([item.text for item in items])
         by_labels: dict[tuple[str, ...], list[int]] = {}
         for i, item in enumerate(items):
