@@ -105,7 +105,7 @@ gpu-wheels: install ## download the wheels bench-gpu needs besides torch, transf
 bench-operator: install install-labelstudio ## the operator at 1,000 of each kind on the local cluster: convergence, RSS, API and Label Studio requests while idle (bench-reports/operator.json)
 	@$(BIN)/python hack/bench_operator.py
 
-bench-al: install ## accuracy against labels used: uncertainty against random sampling (bench-reports/al.json)
+bench-al: install ## accuracy against labels used: each active-learning strategy against random sampling, 10 seeds, with intervals (bench-reports/al.json)
 	@$(BIN)/python trainer-image/benchmarks/bench_al.py
 
 clean: cluster-down ## remove build outputs (keeps .venv and the Go tool cache)

@@ -37,8 +37,9 @@ def events(log: str, name: str) -> list[dict[str, Any]]:
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_model: Path) -> None:
     data = write_jsonl(tmp_path / "toy.jsonl", toy_sentences(100))
     output = tmp_path / "models"
+    # Patience of 8: early stopping must not end either run before the epochs being counted.
     args = ["train", "--data", str(data), "--epochs", "8", "--model-version", "v1",
-            *fast_flags(tiny_model, output)]  # fmt: skip
+            "--patience", "8", *fast_flags(tiny_model, output)]  # fmt: skip
     checkpoints = output / ".checkpoints" / "v1"
     first = subprocess.Popen(
         [sys.executable, "-m", "labelloop_trainer", *args],
