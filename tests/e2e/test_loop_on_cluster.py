@@ -44,6 +44,7 @@ from fixtures.local_env import (
     TOKEN_SECRET,
     kill_leader,
     label_studio_pods,
+    leader_figure,
     ready_label_studio_ips,
 )
 from fixtures.operator import condition, get, items, status_of
@@ -458,11 +459,32 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
             if prober is None:
                 prober = probing.enter_context(Prober(s.service_url()))
 
-    assert prober is not None, "no round's version passed its gate"
+    assert prober is not None and serving is not None, "no round's version passed its gate"
+    _check_operator_metrics(s, serving)
     with capsys.disabled():
         _report(s, prober)
     assert prober.failures == [], prober.failures
     assert prober.ok > 0
+
+
+def _check_operator_metrics(s: Scenario, serving: str) -> None:
+    """The loop's figures after the rounds, on the acting replica's /metrics: what a
+    Prometheus scraping the operator (and the chart's dashboard) shows."""
+    project = {"namespace": LOCAL, "project": s.name}
+    served = s.rows[[r.version for r in s.rows].index(serving)]
+    expected = [
+        ("labelloop_project_annotations", project, float(s.annotated)),
+        ("labelloop_project_rounds", project, float(len(s.rows))),
+        ("labelloop_model_gate_passed", {**project, "version": serving}, 1.0),
+        ("labelloop_model_metric", {**project, "version": serving, "metric": "macro_f1"},
+         served.eval_macro_f1),
+    ]  # fmt: skip
+
+    def scraped() -> list[tuple[str, float | None]] | None:
+        found = [(m, leader_figure(s.cluster, m, labels)) for m, labels, _ in expected]
+        return found if [v for _, v in found] == [v for *_, v in expected] else None
+
+    wait_for(scraped, timeout=120, interval=2, what=f"the loop's figures on /metrics: {expected}")
 
 
 def _row(
