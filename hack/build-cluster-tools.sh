@@ -7,7 +7,8 @@
 # `go install k8s.io/kubernetes/cmd/...@vX` is refused. We build them from a small wrapper
 # module that requires k8s.io/kubernetes and replaces each staging module with its published
 # v0.Y.Z twin; the list is generated from that release's own go.mod. etcd is built the same
-# way. kwok, kwokctl, helm and CoreDNS have no replace lines and `go install` as they are.
+# way. kwok, kwokctl, helm, CoreDNS and kube-router have no replace lines and `go install` as
+# they are (kube-router is the real node's NetworkPolicy firewall, see hack/node-up.sh).
 # kstatus is labelloop's own small tool (hack/kstatus/, its own go.mod).
 #
 # Everything lands in $TOOLS_BIN (default .cache/bin, git-ignored). A tool already built at
@@ -20,6 +21,7 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 CRICTL_VERSION="${CRICTL_VERSION:-v1.37.0}"
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,7 +97,7 @@ EOF
 go_install() { # name module@version
   built "$1" "${2##*@}" && return
   say "installing $2"
-  GOBIN="$TOOLS_BIN" go install -ldflags "-s -w" "$2"
+  GOBIN="$TOOLS_BIN" nice -n 10 go install -ldflags "-s -w" "$2"
   stamp "$1" "${2##*@}"
 }
 
@@ -112,9 +114,9 @@ build_kstatus() {
 
 # The real node's runtime and the image builder come from Debian's packages: containerd 1.6
 # (Kubernetes 1.36 prefers 2.x, but 1.6's CRI runs its pods, and a maintained package beats a
-# runtime built from source), runc, the CNI plugins, iptables for kube-proxy, and buildah and
-# debootstrap for hack/images.sh.
-NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack buildah debootstrap)
+# runtime built from source), runc, the CNI plugins, iptables for kube-proxy, ipset for
+# kube-router's firewall, and buildah and debootstrap for hack/images.sh.
+NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack ipset buildah debootstrap)
 install_node_packages() {
   local missing=() package
   for package in "${NODE_PACKAGES[@]}"; do
@@ -139,5 +141,6 @@ go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 go_install coredns "github.com/coredns/coredns@$COREDNS_VERSION"
 go_install crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+go_install kube-router "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
 build_kstatus
 say "all tools in $TOOLS_BIN"
