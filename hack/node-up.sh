@@ -6,10 +6,10 @@ set -euo pipefail
 # shellcheck source=hack/node-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/node-lib.sh"
 
-for tool in kubelet kube-proxy coredns crictl; do
+for tool in kubelet kube-proxy kube-router coredns crictl; do
   [[ -x "$TOOLS_BIN/$tool" ]] || { say "missing $TOOLS_BIN/$tool: run 'make tools'"; exit 1; }
 done
-for tool in containerd runc iptables ip /usr/lib/cni/bridge; do
+for tool in containerd runc iptables ipset ip /usr/lib/cni/bridge; do
   command -v "$tool" >/dev/null || { say "missing $tool: run 'make tools'"; exit 1; }
 done
 [[ -f "$KUBECONFIG_OUT" ]] || { say "no control plane: run hack/cluster-up.sh"; exit 1; }
@@ -223,4 +223,31 @@ start_daemon coredns "$NODE_DIR/Corefile" "$TOOLS_BIN/coredns" -conf "$NODE_DIR/
 
 wait_for kubelet 120 kubectl --kubeconfig "$KUBECONFIG_OUT" wait --for=condition=Ready \
   "node/$NODE_NAME" --timeout=2s
+
+# NetworkPolicy: the bridge plugin ignores it, so kube-router's firewall alone (its router and
+# service proxy stay off: the bridge and kube-proxy do those jobs) guards each pod of this node
+# with iptables chains and ipsets built from the policies; a refused connection is rejected.
+# It lets everything from this host through to the pods: the kubelet's probes, the API
+# server's proxy and the tests. It reads its node's InternalIP, so it starts once the node has
+# registered. Its health and metrics servers stay off (they would listen on every address).
+# Its flags are its configuration file: a changed flag restarts it.
+write_config "$NODE_DIR/kube-router.args" <<EOF
+--kubeconfig=$KUBECONFIG_OUT
+--hostname-override=$NODE_NAME
+--run-firewall=true
+--run-router=false
+--run-service-proxy=false
+--enable-cni=false
+--service-cluster-ip-range=$SERVICE_CIDR
+--health-port=0
+--metrics-port=0
+EOF
+mapfile -t kube_router_args <"$NODE_DIR/kube-router.args"
+say "starting kube-router (NetworkPolicy firewall)"
+start_daemon kube-router "$NODE_DIR/kube-router.args" "$TOOLS_BIN/kube-router" "${kube_router_args[@]}"
+# Up when its chain is in the path of forwarded packets.
+firewall_up() {
+  node_pid kube-router && iptables -w -S FORWARD | awk '/-j KUBE-ROUTER-FORWARD$/ {up = 1} END {exit !up}'
+}
+wait_for kube-router 60 firewall_up
 say "node $NODE_NAME Ready"
