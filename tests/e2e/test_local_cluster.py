@@ -18,8 +18,6 @@ from fixtures.cluster import Cluster, wait_for
 from fixtures.local_env import (
     LOCAL,
     PROJECT,
-    REAL_NODE,
-    REAL_TOLERATION,
     label_studio,
     label_studio_pods,
     leader_pod,
@@ -27,57 +25,16 @@ from fixtures.local_env import (
     operator_pods,
     ready,
     ready_label_studio_ips,
+    real_node_pod,
+    run_pod,
 )
-from fixtures.operator import CHART, HELM, get, status_of
+from fixtures.operator import CHART, HELM, status_of
 
 pytestmark = pytest.mark.e2e
-
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def project_id(cluster: Cluster) -> int:
     return int(status_of(cluster, "annotationproject", PROJECT, LOCAL)["labelStudio"]["projectId"])
-
-
-def run_pod(cluster: Cluster, namespace: str, name: str, image: str, args: list[str]) -> str:
-    """Run one container to completion on the real node; its log."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": "Never",
-            "nodeSelector": REAL_NODE,
-            "tolerations": [REAL_TOLERATION],
-            "containers": [
-                {"name": "main", "image": image, "args": args, "securityContext": RESTRICTED}
-            ],
-        },
-    }
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
-
-    def finished() -> str | None:
-        phase = (get(cluster, "pod", name, namespace) or {}).get("status", {}).get("phase")
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = wait_for(finished, timeout=180, interval=1, what=f"pod {name} to finish")
-    log = cluster.kubectl("logs", name, "-n", namespace).stdout
-    assert phase == "Succeeded", log
-    return log
-
-
-@pytest.fixture
-def restricted_namespace(cluster: Cluster, namespace: str) -> str:
-    """The test's namespace, enforcing the restricted Pod Security Standard."""
-    cluster.kubectl(
-        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
-    )
-    return namespace
 
 
 # Label Studio's and PostgreSQL's images are servers: they answer their health checks in the
@@ -94,7 +51,7 @@ def test_each_image_runs_on_the_real_node_as_non_root(
     cluster: Cluster, restricted_namespace: str, image: str, args: list[str], expected: str
 ) -> None:
     name = image.rsplit("/", maxsplit=1)[-1].split(":", maxsplit=1)[0]
-    log = run_pod(cluster, restricted_namespace, name, image, args)
+    log = run_pod(cluster, restricted_namespace, real_node_pod(name, image, args))
     assert expected in log
 
 
