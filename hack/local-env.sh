@@ -17,6 +17,11 @@ say "installing the images on the node (hack/images.sh)"
 # The chart installs its CRDs only once; the checkout's may be newer.
 kube apply --server-side --force-conflicts -f "$ROOT/crds/" >/dev/null
 kube apply -f "$ROOT/examples/local/00-namespace.yaml" >/dev/null
+# The operator's namespace enforces the restricted Pod Security Standard too, as a platform
+# team's would: the chart's pods must be admitted under it.
+kube create namespace labelloop-system --dry-run=client -o yaml | kube apply --server-side -f - >/dev/null
+kube label --overwrite namespace labelloop-system \
+  pod-security.kubernetes.io/enforce=restricted >/dev/null
 
 say "installing the chart (release labelloop in labelloop-system, hack/local-values.yaml)"
 # The local images keep their tag (`local`) from build to build, so a rebuilt operator image

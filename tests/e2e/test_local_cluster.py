@@ -17,6 +17,7 @@ import pytest
 from fixtures.cluster import Cluster, wait_for
 from fixtures.local_env import (
     LOCAL,
+    OPERATOR_NAMESPACE,
     PROJECT,
     label_studio,
     label_studio_pods,
@@ -72,6 +73,22 @@ def test_the_operator_runs_in_its_pod_and_syncs_the_managed_project(local_env: C
     # `kubectl get ap` shows the tasks the operator imported.
     table = local_env.kubectl("get", "ap", PROJECT, "-n", LOCAL).stdout
     assert " 12 " in table, table
+
+
+@pytest.mark.parametrize("namespace", [OPERATOR_NAMESPACE, LOCAL])
+def test_the_namespaces_enforce_the_restricted_standard_and_admit_every_pod(
+    local_env: Cluster, namespace: str
+) -> None:
+    found = json.loads(local_env.kubectl("get", "namespace", namespace, "-o", "json").stdout)
+    assert found["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert local_env.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.strip()
+    # Pinning the enforced version is a change of policy, so the API server checks every pod
+    # already in the namespace against it and warns of each one it would not admit.
+    check = local_env.kubectl(
+        "label", "--dry-run=server", "--overwrite", "namespace", namespace,
+        "pod-security.kubernetes.io/enforce-version=v1.36",
+    )  # fmt: skip
+    assert "violate" not in check.stderr, check.stderr
 
 
 @pytest.fixture
