@@ -310,18 +310,23 @@ def scenario(local_env: Cluster, token: str) -> Iterator[Scenario]:
         cluster.kubectl("delete", "configmap", f"{name}-tasks", "-n", LOCAL, "--wait=false")
 
 
+def _project_jobs(s: Scenario) -> list[str]:
+    """The names of the project's FineTuneJobs."""
+    return [
+        j["metadata"]["name"]
+        for j in items(s.cluster, "finetunejobs", LOCAL)
+        if (j["spec"].get("annotationProjectRef") or {}).get("name") == s.name
+    ]
+
+
 def _round_job(s: Scenario, number: int) -> dict[str, Any]:
     def started() -> str | None:
         status = status_of(s.cluster, "annotationproject", s.name, LOCAL)
         return status.get("lastFineTuneJob") if status.get("rounds", 0) >= number else None
 
     name = wait_for(started, timeout=180, interval=1, what=f"round {number} to start")
-    jobs = [
-        j
-        for j in items(s.cluster, "finetunejobs", LOCAL)
-        if (j["spec"].get("annotationProjectRef") or {}).get("name") == s.name
-    ]
-    assert len(jobs) == number, [j["metadata"]["name"] for j in jobs]
+    jobs = _project_jobs(s)
+    assert len(jobs) == number, jobs
     job = get(s.cluster, "finetunejob", name, LOCAL)
     assert job is not None and job["spec"]["annotationProjectRef"]["round"] == number
     return job
@@ -460,6 +465,8 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
                 prober = probing.enter_context(Prober(s.service_url()))
 
     assert prober is not None and serving is not None, "no round's version passed its gate"
+    # One FineTuneJob per round, also after the leader was lost mid-round.
+    assert len(_project_jobs(s)) == len(s.rows), _project_jobs(s)
     _check_operator_metrics(s, serving)
     with capsys.disabled():
         _report(s, prober)
