@@ -42,9 +42,10 @@ from fixtures.local_env import (
     LABEL_STUDIO_URL,
     LOCAL,
     TOKEN_SECRET,
+    figure,
     kill_leader,
     label_studio_pods,
-    leader_figure,
+    leader_samples,
     ready_label_studio_ips,
 )
 from fixtures.operator import condition, get, items, status_of
@@ -487,9 +488,10 @@ def _check_operator_metrics(s: Scenario, serving: str) -> None:
          served.eval_macro_f1),
     ]  # fmt: skip
 
-    def scraped() -> list[tuple[str, float | None]] | None:
-        found = [(m, leader_figure(s.cluster, m, labels)) for m, labels, _ in expected]
-        return found if [v for _, v in found] == [v for *_, v in expected] else None
+    def scraped() -> list[float | None] | None:
+        samples = leader_samples(s.cluster)
+        found = [figure(samples, metric, labels) for metric, labels, _ in expected]
+        return found if found == [value for *_, value in expected] else None
 
     wait_for(scraped, timeout=120, interval=2, what=f"the loop's figures on /metrics: {expected}")
 

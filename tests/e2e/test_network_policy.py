@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fixtures.cluster import Cluster, wait_for
-from fixtures.local_env import ready, real_node_pod, run_pod
+from fixtures.local_env import OPERATOR_NAMESPACE, ready, real_node_pod, run_pod
 from fixtures.operator import get
 from labelloop.resources import prelabel
 from labelloop.resources.common import Owner, labels
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 IMAGE = "localhost/labelloop/operator:local"
 PROJECT = "guarded"
 PEERS = PolicyPeers(
-    operator=Peer(namespace="labelloop-system", pod_labels={"app.kubernetes.io/name": "labelloop"})
+    operator=Peer(namespace=OPERATOR_NAMESPACE, pod_labels={"app.kubernetes.io/name": "labelloop"})
 )
 # Asks the URL (argv[1]) until it answers or argv[2] seconds have passed, a line per attempt:
 # `answered <status>`, or `unanswered <why>` when the connection is refused or times out.
