@@ -13,7 +13,6 @@ import functools
 import logging
 import os
 import sys
-from typing import Any
 
 import kopf
 
@@ -44,30 +43,21 @@ def run(
     """Run until interrupted. No namespaces means the whole cluster; an `election` makes this
     process one of the operator's replicas, acting only while it leads."""
     settings = kopf.OperatorSettings()
-
-    @kopf.on.startup()
-    def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        # Handler progress in annotations, never in status: the CRDs' structural status
-        # schemas would silently drop kopf's own fields.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=PREFIX, key="last-handled-configuration"
-        )
-        settings.posting.level = logging.INFO
-        # Many short sync handlers; kopf's default pool would queue them behind each other.
-        settings.execution.max_workers = 16
-        settings.watching.server_timeout = 60
-        # Named namespaces only (no globs): the chart then grants Roles in those namespaces and
-        # nothing cluster-wide, so kopf must not watch CRDs and namespaces to follow them.
-        settings.scanning.disabled = bool(namespaces) and not any(
-            set(n) & GLOB_CHARACTERS for n in namespaces
-        )
-        memo["context"] = OperatorContext(
-            kube=Kube(load_credentials(), WatchCache(WATCHED)),
-            config=config,
-            label_studio=LabelStudioClients(config.label_studio_requests_per_server),
-            executor=settings.execution.executor,
-        )
+    # Handler progress in annotations, never in status: the CRDs' structural status schemas
+    # would silently drop kopf's own fields.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    # Many short sync handlers; kopf's default pool would queue them behind each other.
+    settings.execution.max_workers = 16
+    settings.watching.server_timeout = 60
+    # Named namespaces only (no globs): the chart then grants Roles in those namespaces and
+    # nothing cluster-wide, so kopf must not watch CRDs and namespaces to follow them.
+    settings.scanning.disabled = bool(namespaces) and not any(
+        set(n) & GLOB_CHARACTERS for n in namespaces
+    )
 
     assert controllers  # the import registers the handlers
     release_on_delete(kopf.get_default_registry())
@@ -83,9 +73,18 @@ def run(
         metrics.serve(config.metrics_listen)
 
     def run_kopf() -> None:
+        # Made here, before kopf starts, rather than in a startup handler: every handler
+        # (the startup ones of the receiver and the poller included) finds it in the memo.
+        context = OperatorContext(
+            kube=Kube(load_credentials(), WatchCache(WATCHED)),
+            config=config,
+            label_studio=LabelStudioClients(config.label_studio_requests_per_server),
+            executor=settings.execution.executor,
+        )
         try:
             kopf.run(
                 settings=settings,
+                memo=kopf.Memo(context=context),
                 standalone=True,
                 clusterwide=not namespaces,
                 namespaces=namespaces,

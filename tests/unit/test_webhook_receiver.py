@@ -3,6 +3,8 @@ replayed deliveries refused, every refusal a 4xx naming the problem, and HTTPS o
 
 from __future__ import annotations
 
+import logging
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -172,3 +174,18 @@ def test_with_a_certificate_the_receiver_speaks_https_only(tmp_path: Path) -> No
         assert answer.status_code == 202
         with pytest.raises(httpx.HTTPError):
             httpx.post(receiver.url.replace("https://", "http://") + HOOK, content=b"{}")
+
+
+def test_a_malformed_request_is_refused_with_one_line_and_no_traceback(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp answers these 400 itself; left alone, it logs each as an error with a traceback.
+    address = receiver.url.removeprefix("http://").split(":")
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    with socket.create_connection((address[0], int(address[1])), timeout=10) as sock:
+        sock.sendall(b"POST /webhooks/ml/p HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        answer = sock.recv(200)
+    assert answer.startswith(b"HTTP/1.0 400 ") or answer.startswith(b"HTTP/1.1 400 "), answer
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [(r.levelname, r.exc_info) for r in records] == [("INFO", None)]
+    assert "Content-Length" in records[0].getMessage()

@@ -118,9 +118,7 @@ for _custom in CUSTOM:
 
 @kopf.on.startup()
 async def start_polling(memo: kopf.Memo, **_: Any) -> None:
-    context: OperatorContext | None = memo.get("context")
-    if context is None:  # the operator's own start-up handler has not run yet
-        raise kopf.TemporaryError("waiting for the operator context", delay=0.2)
+    context: OperatorContext = memo["context"]
 
     async def poll_forever() -> None:
         while True:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from ..api import ANNOTATION_PROJECT
 from ..metrics import ObjectKey
@@ -76,9 +76,27 @@ class RecentDeliveries:
             return True
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse (a bad header, a bad length) as an error with a
+    traceback, after answering it 400 itself. From a receiver anyone on the network can reach
+    that is noise, so such a record becomes one line at INFO, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, http_exceptions.HttpProcessingError):
+            record.msg, record.args = "refused a malformed HTTP request: %s", (error.message,)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_MALFORMED_REQUESTS = MalformedRequests()
+
+
 def make_app(
     secrets: HookSecrets, wake: Wake, clock: Callable[[], float] = time.time
 ) -> web.Application:
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUESTS)  # once: same instance
     # A secret is valid for two windows at most; a delivery is remembered as long.
     recent = RecentDeliveries(2 * secrets.window_seconds)
 
@@ -134,9 +152,7 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 @kopf.on.startup()
 async def start_receiver(memo: kopf.Memo, **_: Any) -> None:
-    context: OperatorContext | None = memo.get("context")
-    if context is None:  # the operator's own start-up handler has not run yet
-        raise kopf.TemporaryError("waiting for the operator context", delay=0.2)
+    context: OperatorContext = memo["context"]
     listen = context.config.webhook_listen
     if not listen:
         return
