@@ -40,3 +40,10 @@ def test_the_trainer_loads_neither_the_sdk_nor_the_operators_client() -> None:
         " or (m.startswith('labelloop.') and not m.startswith('labelloop.api'))"
     )
     assert loaded_after(modules, unwanted) == "[]"
+
+
+def test_the_operator_runs_without_pandas() -> None:
+    """The SDK's `LabelStudio` client pulls in pandas (and faker) for export helpers that
+    labelloop does not use; the operator's client is the SDK's base client."""
+    unwanted = "m.startswith(('pandas', 'faker', 'label_studio_sdk.projects.exports.client_ext'))"
+    assert loaded_after("labelloop.operator, labelloop.cli", unwanted) == "[]"

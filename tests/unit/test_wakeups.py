@@ -301,7 +301,9 @@ def test_a_loop_passes_once_at_start_then_only_when_woken_or_asked() -> None:
         memo = kopf.Memo(context=context)
         with ThreadPoolExecutor(2) as pool:
             loop = asyncio.create_task(
-                driver.reconcile_loop(FINE_TUNE_JOB, passes, body, memo, pool)
+                driver.reconcile_loop(
+                    FINE_TUNE_JOB, passes, body, memo, pool, stopped=asyncio.Event()
+                )
             )
             await settle(passes, 1)
             assert passes.count == 1
@@ -359,6 +361,7 @@ def test_passes_of_one_kind_never_take_every_thread() -> None:
                         kopf.Body({"metadata": {"name": f"p{i}", "namespace": "ml"}}),
                         memo,
                         pool,
+                        stopped=asyncio.Event(),
                     )
                 )
                 for i in range(12)
@@ -372,6 +375,7 @@ def test_passes_of_one_kind_never_take_every_thread() -> None:
                         kopf.Body({"metadata": {"name": "r1", "namespace": "ml"}}),
                         memo,
                         pool,
+                        stopped=asyncio.Event(),
                     )
                 )
             )
@@ -382,5 +386,29 @@ def test_passes_of_one_kind_never_take_every_thread() -> None:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_stopped_loop_ends_at_once_without_being_cancelled() -> None:
+    """kopf sets `stopped` when the object goes or stops matching (a finished FineTuneJob); the
+    loop returns on its own instead of waiting out its resync until kopf cancels it."""
+    from labelloop.api import FINE_TUNE_JOB
+
+    async def scenario() -> None:
+        passes, context = Passes(), Context(resync=3600)
+        body = kopf.Body({"metadata": {"name": "r1", "namespace": "ml", "resourceVersion": "1"}})
+        stopped = asyncio.Event()
+        with ThreadPoolExecutor(2) as pool:
+            loop = asyncio.create_task(
+                driver.reconcile_loop(
+                    FINE_TUNE_JOB, passes, body, kopf.Memo(context=context), pool, stopped=stopped
+                )
+            )
+            await settle(passes, 1)
+            stopped.set()
+            await asyncio.wait_for(loop, timeout=1)  # returns; a cancellation would raise
+        assert passes.count == 1
+        assert not context.wakeups.wake(ObjectKey(FINE_TUNE_JOB.kind, "ml", "r1"))
 
     asyncio.run(scenario())

@@ -23,8 +23,8 @@ import asyncio
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from ..api import ANNOTATION_PROJECT, FINE_TUNE_JOB, KINDS, PRELABEL_SERVICE
 from ..metrics import ObjectKey
@@ -115,6 +115,15 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class StopSignal(Protocol):
+    """What ends a reconcile loop: kopf's `stopped` for a daemon (set when its object goes or
+    stops matching), or an `asyncio.Event`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
 class Waker:
     """One object's wake-up signal: set from any thread, waited on by its reconcile loop."""
 
@@ -130,13 +139,18 @@ class Waker:
         the pass runs another."""
         self._event.clear()
 
-    async def wait(self, timeout: float) -> bool:
-        """Sleep until woken or `timeout` seconds have passed; True when woken."""
+    async def wait(self, timeout: float, stopped: StopSignal) -> bool:
+        """Sleep until woken, stopped or `timeout` seconds have passed; True when woken."""
+        woken = asyncio.ensure_future(self._event.wait())
+        halted = asyncio.ensure_future(stopped.wait())
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait(
+                (woken, halted), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            woken.cancel()
+            halted.cancel()
+        return self._event.is_set()
 
 
 class Wakeups:

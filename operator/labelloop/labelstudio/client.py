@@ -20,8 +20,12 @@ from typing import Any, TypeVar, cast
 
 import httpx
 import pydantic
-from label_studio_sdk import LabelStudio, PredictionRequest
+
+# The SDK's generated base client, not its `LabelStudio`: that subclass adds export helpers
+# built on pandas (about 50 MiB more in every operator process) that labelloop does not use.
+from label_studio_sdk.base_client import LabelStudioBase
 from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.types.prediction_request import PredictionRequest
 
 from labelloop import metrics
 from labelloop.labelstudio.errors import (
@@ -88,8 +92,7 @@ class LabelStudioClient:
             base_url=self.url, timeout=timeout, transport=MeasuredTransport(httpx.HTTPTransport())
         )
         try:
-            # The SDK's LabelStudio declares its constructor as (*args, **kwargs).
-            self._sdk = LabelStudio(  # type: ignore[no-untyped-call]
+            self._sdk = LabelStudioBase(
                 base_url=self.url,
                 api_key=token,
                 timeout=timeout,
