@@ -474,6 +474,18 @@ def _ignore_missing(delete: Callable[[str], object], name: str) -> None:
             raise
 
 
+def wait_for_earlier_runs(api: client.ApiClient, timeout: float = 600.0) -> None:
+    """Wait until the namespaces of earlier runs are gone: their deletion is the namespace
+    controller's DELETEs on the very resources counted as the operator's while idle."""
+    core = client.CoreV1Api(api)
+    began = time.monotonic()
+    while names := [n.metadata.name for n in core.list_namespace(label_selector=BENCH_LABEL).items]:
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"namespaces of an earlier run are still there: {names}")
+        log(f"waiting for {len(names)} namespace(s) of an earlier run to be deleted")
+        time.sleep(5)
+
+
 def idle_minute(
     kubeconfig: Path, seconds: float, operator: OperatorProcess | None
 ) -> dict[str, Any]:
@@ -552,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
         capture_output=True,
     )
+    wait_for_earlier_runs(api)
     work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     projects = args.count if args.projects is None else min(args.projects, args.count)
     bench = Bench(api, args.kubeconfig, args.count, projects, args.namespaces, work)

@@ -59,6 +59,11 @@ componentsPatches:
   extraArgs:
   - {key: leader-elect, value: "false"}
   - {key: service-cluster-ip-range, value: $SERVICE_CIDR}
+  # Its client's default 20 requests a second made the Job and Deployment controllers the
+  # bottleneck of bench-operator: a thousand Jobs, each a pod and a few status writes, took
+  # five minutes to finish on kwok.
+  - {key: kube-api-qps, value: "200"}
+  - {key: kube-api-burst, value: "400"}
 - name: kube-apiserver
   extraArgs:
   # A /16: a thousand objects with a Service each do not fit in the default /24.

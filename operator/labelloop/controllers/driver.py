@@ -54,8 +54,12 @@ PASSES_PER_KIND = 8
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 300.0
 RESYNC_SPREAD = 0.1
-# How soon kopf cancels a loop it asked to stop: at once, since it only ever sleeps or waits
-# for a pass (whose thread finishes its pass on its own).
+# How long kopf lets a loop it asked to stop end on its own: it does at its next wait, once
+# the pass it may be in has ended (a finished FineTuneJob's loop is stopped as its last pass
+# writes the status), which takes seconds on a busy machine. Without it, kopf cancels the loop
+# at once and warns for every finished FineTuneJob.
+GRACEFUL_STOP_SECONDS = 10.0
+# How long kopf then waits for a cancelled loop: its thread finishes a pass on its own anyway.
 CANCELLATION_SECONDS = 1.0
 
 PassHandler = Callable[..., float | None]
@@ -221,5 +225,6 @@ def drive(kind: Kind, handler: PassHandler, *, when: Callable[..., bool] | None 
         kind.plural,
         id=f"reconcile-{kind.plural}",
         when=when,
+        cancellation_backoff=GRACEFUL_STOP_SECONDS,
         cancellation_timeout=CANCELLATION_SECONDS,
     )(loop)
