@@ -412,3 +412,36 @@ def test_a_stopped_loop_ends_at_once_without_being_cancelled() -> None:
         assert not context.wakeups.wake(ObjectKey(FINE_TUNE_JOB.kind, "ml", "r1"))
 
     asyncio.run(scenario())
+
+
+def test_a_loop_stopped_while_queued_for_a_slot_leaves_the_queue_and_takes_no_slot() -> None:
+    """Hundreds of loops can wait for one of a kind's slots; one that kopf stops meanwhile
+    (its FineTuneJob finished) ends at once, and the slots stay as many as before."""
+    from labelloop.api import FINE_TUNE_JOB
+
+    async def scenario() -> None:
+        context = Context(resync=3600)
+        slots = context.pass_slots.setdefault(
+            FINE_TUNE_JOB.kind, asyncio.Semaphore(driver.PASSES_PER_KIND)
+        )
+        for _ in range(driver.PASSES_PER_KIND):  # every slot busy
+            await slots.acquire()
+        passes, stopped = Passes(), asyncio.Event()
+        body = kopf.Body({"metadata": {"name": "r1", "namespace": "ml", "resourceVersion": "1"}})
+        with ThreadPoolExecutor(2) as pool:
+            loop = asyncio.create_task(
+                driver.reconcile_loop(
+                    FINE_TUNE_JOB, passes, body, kopf.Memo(context=context), pool, stopped=stopped
+                )
+            )
+            await asyncio.sleep(0.2)
+            stopped.set()
+            await asyncio.wait_for(loop, timeout=1)
+        assert passes.count == 0
+        assert slots.locked()  # still all taken by their holders, none given back twice
+        for _ in range(driver.PASSES_PER_KIND):
+            slots.release()
+        assert not slots.locked()
+        assert await asyncio.wait_for(slots.acquire(), 0.1)
+
+    asyncio.run(scenario())

@@ -194,11 +194,10 @@ async def reconcile_loop(
                 await waker.wait(resync, stopped)  # kopf stops this loop soon
                 continue
             one = functools.partial(run_pass, kind, handler, current, memo)
+            if not await slot_or_stop(slots, stopped):
+                break
             try:
-                async with slots:
-                    recheck = await loop.run_in_executor(
-                        executor, contextvars.copy_context().run, one
-                    )
+                recheck = await loop.run_in_executor(executor, contextvars.copy_context().run, one)
             except Exception as error:  # every failure backs off the same way
                 delay = failures.failed(error, resync)
             else:
@@ -206,9 +205,36 @@ async def reconcile_loop(
                 delay = resync_delay(resync, random.uniform)
                 if recheck is not None:
                     delay = min(delay, max(recheck, 0.0))
+            finally:
+                slots.release()
             await waker.wait(delay, stopped)
     finally:
         context.wakeups.unregister(key, waker)
+
+
+async def slot_or_stop(slots: asyncio.Semaphore, stopped: StopSignal) -> bool:
+    """Take one of the kind's pass slots, unless the loop is stopped first (False: no slot
+    held). Hundreds of loops can queue for a slot; a stopped one leaves the queue at once
+    instead of waiting its turn until kopf gives up on it."""
+    acquired = asyncio.ensure_future(slots.acquire())
+    halted = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait((acquired, halted), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled by kopf meanwhile: hold nothing
+        halted.cancel()
+        if acquired.done() and not acquired.cancelled():
+            slots.release()
+        else:
+            acquired.cancel()
+        raise
+    halted.cancel()
+    if not acquired.done():
+        acquired.cancel()  # the semaphore hands a slot it gives meanwhile to the next
+        return False
+    if stopped.is_set():
+        slots.release()
+        return False
+    return True
 
 
 def drive(kind: Kind, handler: PassHandler, *, when: Callable[..., bool] | None = None) -> None:
