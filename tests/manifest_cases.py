@@ -300,7 +300,22 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "FineTuneJob",
         {"hyperparameters": {"epochs": 0}},
         "spec.hyperparameters.epochs",
-        "greater than or equal to 1",
+        "an integer from 1 to 1000 or 'auto'",
+    ),
+    InvalidCase(
+        "ftj-epochs-word",
+        "FineTuneJob",
+        {"hyperparameters": {"epochs": "many"}},
+        "spec.hyperparameters.epochs",
+        "an integer from 1 to 1000 or 'auto'",
+        server_message="epochs must be an integer from 1 to 1000 or 'auto'",
+    ),
+    InvalidCase(
+        "ftj-epochs-too-many",
+        "FineTuneJob",
+        {"hyperparameters": {"epochs": 1001}},
+        "spec.hyperparameters.epochs",
+        "an integer from 1 to 1000 or 'auto'",
     ),
     InvalidCase(
         "ftj-batch-size-word",

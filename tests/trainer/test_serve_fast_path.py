@@ -24,7 +24,7 @@ pytestmark = pytest.mark.trainer
 @pytest.fixture(scope="module")
 def version_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     return train_version(
-        tmp_path_factory.mktemp("fast"), tiny_model, "single-label", toy_sentences(30), 3
+        tmp_path_factory.mktemp("fast"), tiny_model, "single-label", toy_sentences(30), 8
     )
 
 
@@ -51,13 +51,26 @@ def test_onnx_runtime_predicts_what_pytorch_predicts(version_dir: Path) -> None:
             assert got[label] == pytest.approx(p, abs=1e-4)
 
 
-def test_int8_keeps_the_labels_of_a_confident_model(version_dir: Path) -> None:
+def test_int8_keeps_the_labels_the_model_is_sure_of(version_dir: Path) -> None:
+    """Quantisation moves probabilities by about a hundredth: a label chosen by a margin of
+    a tenth stays (a near tie may flip, as it would between two equally good models)."""
     plain = VersionScorer.from_directory(version_dir, device="cpu", runtime="torch")
     int8 = VersionScorer.from_directory(version_dir, device="cpu", runtime="onnx-int8")
     assert int8.runtime == "onnx-int8"
     batch = items(10)
-    chosen = [max(p, key=p.__getitem__) for p in probabilities(plain, batch)]
-    assert [max(p, key=p.__getitem__) for p in probabilities(int8, batch)] == chosen
+    sure = {i: chosen(p) for i, p in enumerate(probabilities(plain, batch)) if margin(p) >= 0.1}
+    assert len(sure) >= 5
+    quantised = probabilities(int8, batch)
+    assert {i: chosen(quantised[i]) for i in sure} == sure
+
+
+def chosen(probabilities: Mapping[str, float]) -> str:
+    return max(probabilities, key=probabilities.__getitem__)
+
+
+def margin(probabilities: Mapping[str, float]) -> float:
+    top, second = sorted(probabilities.values(), reverse=True)[:2]
+    return top - second
 
 
 def test_the_export_leaves_the_pytorch_model_as_it_was(version_dir: Path) -> None:

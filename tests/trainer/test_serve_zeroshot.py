@@ -13,12 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
-from labelloop.api.labelconfig import parse_label_config, read_result
+from labelloop.api.labelconfig import TaskType, parse_label_config, read_result
 from labelloop_trainer.serving.app import Limits
-from labelloop_trainer.serving.chain import TextInput
+from labelloop_trainer.serving.chain import ClassScores, TextInput
 from labelloop_trainer.serving.server import build_server, serving
 from labelloop_trainer.serving.zeroshot import ZeroShotScorer, zero_shot_version
+from labelloop_trainer.training.modeling import SentenceClassifier, base_model, load_tokenizer
+from labelloop_trainer.training.zeroshot import start_from_zero_shot
 from trainer.support import DYNASENT
 
 pytestmark = pytest.mark.trainer
@@ -112,3 +115,23 @@ def test_descriptions_are_what_is_embedded(minilm: Path) -> None:
     )
     assert described.description("positive") == "great, loved it"
     assert described.description("not_bad") == "not bad"
+
+
+def test_a_new_single_label_model_scores_as_the_zero_shot_prelabeler(
+    minilm: Path, scorer: ZeroShotScorer
+) -> None:
+    """Fine-tuning starts from round 0's guesses, not from a random head."""
+    labels = ("positive", "negative", "neutral")
+    model = base_model(minilm, TaskType.SINGLE_LABEL, labels)
+    assert isinstance(model, SentenceClassifier)
+    tokenizer = load_tokenizer(minilm)
+    start_from_zero_shot(model, tokenizer, labels)
+    schema = parse_label_config(SENTIMENT)
+    texts = sentences(6)
+    with torch.inference_mode():
+        inputs = tokenizer(texts, padding=True, return_tensors="pt")
+        started = model(**inputs).logits.softmax(-1).tolist()
+    expected = scorer.score([TextInput(text, schema) for text in texts])
+    for row, scores in zip(started, expected, strict=True):
+        assert isinstance(scores, ClassScores)
+        assert row == pytest.approx([scores.probabilities[label] for label in labels], abs=1e-4)

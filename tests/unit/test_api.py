@@ -93,8 +93,8 @@ def test_envelope_errors(obj: dict[str, object], problem: str) -> None:
 
 def test_error_lists_every_problem_at_once() -> None:
     bad = fine_tune_job()
-    bad["spec"]["hyperparameters"] = {"epochs": 0, "learningRate": 2}
+    bad["spec"]["hyperparameters"] = {"warmupRatio": 0.9, "learningRate": 2}
     with pytest.raises(ManifestError) as refused:
         parse_manifest(bad)
     fields = sorted(p.split(":")[0] for p in refused.value.problems)
-    assert fields == ["spec.hyperparameters.epochs", "spec.hyperparameters.learningRate"]
+    assert fields == ["spec.hyperparameters.learningRate", "spec.hyperparameters.warmupRatio"]

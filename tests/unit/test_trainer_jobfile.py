@@ -88,7 +88,8 @@ def test_the_job_file_defaults_are_the_apis() -> None:
     assert cfg.hyper == Hyperparameters.from_api(api.Hyperparameters())
     assert cfg.lora == LoraSettings.from_api(api.LoraSettings())
     assert cfg.metrics == tuple(api.Evaluation().metrics)
-    assert cfg.promotion is None and cfg.hyper.batch_size is None  # batchSize auto
+    assert cfg.promotion is None
+    assert (cfg.hyper.batch_size, cfg.hyper.epochs) == (None, None)  # both auto
 
 
 def test_the_train_flags_default_to_the_apis_defaults(tmp_path: Path) -> None:
@@ -157,11 +158,11 @@ def test_spec_tuning_is_the_search_the_trainer_runs(tmp_path: Path) -> None:
 def test_flags_override_and_gate(tmp_path: Path) -> None:
     cfg = flags_config(
         tmp_path,
-        *("--learning-rate", "0.01", "--batch-size", "4", "--patience", "2"),
+        *("--learning-rate", "0.01", "--batch-size", "4", "--patience", "2", "--epochs", "3"),
         *("--monitor", "f1", "--lora-r", "4", "--target-modules", "query,value"),
         *("--promotion-metric", "accuracy", "--no-must-improve", "--metric", "mod:fn"),
     )
-    assert (cfg.hyper.learning_rate, cfg.hyper.batch_size) == (0.01, 4)
+    assert (cfg.hyper.learning_rate, cfg.hyper.batch_size, cfg.hyper.epochs) == (0.01, 4, 3)
     assert (cfg.hyper.patience, cfg.hyper.monitor) == (2, "f1")
     assert (cfg.lora.r, cfg.lora.target_modules) == (4, ("query", "value"))
     assert cfg.promotion is not None
@@ -208,6 +209,7 @@ def test_a_bad_job_file_names_the_field(content: dict[str, Any], message: str) -
 FLAG_ERRORS: list[tuple[list[str], str]] = [
     (["--learning-rate", "0"], "--learning-rate: Input should be greater than 0"),
     (["--batch-size", "0"], "--batch-size: batchSize must be a positive integer or 'auto'"),
+    (["--epochs", "0"], "--epochs: epochs must be an integer from 1 to 1000 or 'auto'"),
     (["--patience", "0"], "--patience: Input should be greater than or equal to 1"),
     (["--lora-dropout", "1"], "--lora-dropout: Input should be less than 1"),
     (["--promotion-metric", "f1", "--promotion-minimum", "2"], "--promotion-minimum: Input"),

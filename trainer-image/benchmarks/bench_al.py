@@ -163,8 +163,8 @@ class FrozenLearner:
     def _embed(self, texts: Sequence[str]) -> Any:
         import torch
 
-        from labelloop_trainer.training.modeling import load_tokenizer
-        from labelloop_trainer.training.zeroshot import load_encoder, pooled, tokenize
+        from labelloop_trainer.training.modeling import load_encoder, load_tokenizer, pooled
+        from labelloop_trainer.training.zeroshot import tokenize
 
         base = self.bench.args.base_model
         tokenizer, encoder = load_tokenizer(base), load_encoder(base)

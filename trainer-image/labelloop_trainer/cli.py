@@ -35,7 +35,7 @@ from labelloop_trainer.training.settings import TrainConfig
 M = TypeVar("M", bound=BaseModel)
 
 
-def _batch_size(value: str) -> int | str:
+def _count_or_auto(value: str) -> int | str:
     if value == "auto":
         return value
     try:
@@ -73,8 +73,8 @@ PROMOTION_FLAGS = {"minimum": "--promotion-minimum", "must_improve": "--no-must-
 _FLAG_TYPES: dict[str, Any] = {
     "--learning-rate": float,
     "--warmup-ratio": float,
-    "--epochs": int,
-    "--batch-size": _batch_size,
+    "--epochs": _count_or_auto,
+    "--batch-size": _count_or_auto,
     "--gradient-accumulation-steps": int,
     "--weight-decay": float,
     "--max-seq-length": int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -65,19 +65,32 @@ class EarlyStopping(ApiModel):
         return self.metric or (promotion or Promotion()).metric
 
 
+def count_or_auto(name: str, json_name: str, maximum: int | None = None) -> Invariant:
+    """The rule of a field that is a positive integer (at most `maximum`) or `auto`."""
+    limit = "" if maximum is None else f" && int(self.{json_name}) <= {maximum}"
+    allowed = "a positive integer" if maximum is None else f"an integer from 1 to {maximum}"
+
+    def holds(model: Any) -> bool:
+        value = getattr(model, name)
+        if value == "auto":
+            return True
+        return isinstance(value, int) and 1 <= value <= (maximum or value)
+
+    return Invariant(
+        cel=f"type(self.{json_name}) == int ? int(self.{json_name}) >= 1{limit} : "
+        f"string(self.{json_name}) == 'auto'",
+        message=f"{json_name} must be {allowed} or 'auto'",
+        holds=holds,
+        field_path=f".{json_name}",
+    )
+
+
 class Hyperparameters(ApiModel):
     """Optimisation settings."""
 
     invariants = (
-        Invariant(
-            cel="type(self.batchSize) == int ? int(self.batchSize) >= 1 : "
-            "string(self.batchSize) == 'auto'",
-            message="batchSize must be a positive integer or 'auto'",
-            holds=lambda h: (
-                h.batch_size == "auto" or (isinstance(h.batch_size, int) and h.batch_size >= 1)
-            ),
-            field_path=".batchSize",
-        ),
+        count_or_auto("batch_size", "batchSize"),
+        count_or_auto("epochs", "epochs", maximum=1000),
     )
 
     learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-3
@@ -89,9 +102,12 @@ class Hyperparameters(ApiModel):
     """Learning-rate schedule after warm-up."""
     warmup_ratio: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     """Share of the steps spent warming up."""
-    epochs: Annotated[int, Field(ge=1, le=1000)] = 3
-    """Passes over the training data (early stopping may end sooner)."""
-    # Typed loosely on purpose: the invariant above gives one message for every bad value.
+    # Typed loosely on purpose: the invariants above give one message for every bad value.
+    epochs: Annotated[int | str, Field(union_mode="left_to_right")] = "auto"
+    """Passes over the training data (early stopping may end sooner), or `auto`: enough
+    passes for 500 optimiser steps, between 3 and 10. An adapter learns from its number of
+    updates: with 480 DynaSent crowd labels in batches of 9, 3 passes reached accuracy 0.58
+    on the other 1,838 sentences and 10 passes 0.64."""
     batch_size: Annotated[int | str, Field(union_mode="left_to_right")] = "auto"
     """Per-device batch size, or `auto`: the largest power of two that leaves every epoch at
     least 50 optimiser steps (an adapter learns from its number of updates), between 4 and

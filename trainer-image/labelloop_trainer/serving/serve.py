@@ -93,7 +93,8 @@ def add_parser(commands: Any) -> None:
 def load_scorer(args: argparse.Namespace) -> Scorer:
     """The fine-tuned version or the zero-shot prelabeler the flags ask for."""
     if args.zero_shot:
-        from labelloop_trainer.serving.zeroshot import DEFAULT_TEMPERATURE, ZeroShotScorer
+        from labelloop_trainer.serving.zeroshot import ZeroShotScorer
+        from labelloop_trainer.training.zeroshot import DEFAULT_TEMPERATURE
 
         if args.base_model is None:
             raise BadInputError("serve: --zero-shot needs --base-model")

@@ -1,10 +1,9 @@
 """Round 0's prelabeler: the base encoder's zero-shot guess, before any fine-tuned version.
 
 The guess itself is `training/zeroshot.py`'s (the promotion gate scores the same guesses);
-here the label scores are a softmax over the cosine similarities. Cosines of unrelated
-sentences sit close together (a spread of a few hundredths), so they are divided by a
-temperature before the softmax; otherwise every score would be near 1/labels and
-uncertainty sampling would have nothing to order by.
+here the label scores are a softmax over the cosine similarities divided by a temperature
+(`DEFAULT_TEMPERATURE`), which spreads the scores enough for uncertainty sampling to have
+something to order by.
 
 The labels come from the label config each request carries, embedded once per label set,
 so one server can prelabel any single-label project. Its model version is
@@ -24,16 +23,14 @@ from labelloop.api.labelconfig import LabelSchema, TaskType
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.serving.chain import ClassScores, Scores, TextInput
 from labelloop_trainer.serving.fast_path import choose_forward
-from labelloop_trainer.training.modeling import load_tokenizer
+from labelloop_trainer.training.modeling import load_encoder, load_tokenizer, pooled
 from labelloop_trainer.training.zeroshot import (
+    DEFAULT_TEMPERATURE,
     DEFAULT_TEMPLATE,
     describe,
-    load_encoder,
-    pooled,
     tokenize,
 )
 
-DEFAULT_TEMPERATURE = 0.05
 GENERIC_DIR_NAMES = frozenset({"model", "base", "base-model", "base_model"})
 """Directory names that say nothing about the model; the parent's name is used instead."""
 

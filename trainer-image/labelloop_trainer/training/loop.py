@@ -21,6 +21,13 @@ largest power of two that leaves every epoch at least `MIN_STEPS_PER_EPOCH` opti
 most 16 on a CPU (larger batches are no faster there), and on a GPU one whose forward and
 backward passes on the longest training sequences stay within a third of its memory
 (halving until they do).
+
+`epochs: auto` gives the adapter enough updates in all: the passes needed for
+`MIN_AUTO_STEPS` optimiser steps, at least `MIN_AUTO_EPOCHS` and at most `MAX_AUTO_EPOCHS`.
+A few hundred labels make short epochs (480 DynaSent rows: 60 steps of 8); with them, three
+epochs reached accuracy 0.58 on the rest of the data set and ten 0.64. A large data set keeps
+three.
+Early stopping on the promotion metric still ends a run whose metric stalls.
 """
 
 from __future__ import annotations
@@ -51,12 +58,22 @@ from labelloop_trainer.training.data import (
 from labelloop_trainer.training.distributed import Context, barrier, min_over_processes
 from labelloop_trainer.training.evaluate import autocast, predict_sharded, score
 from labelloop_trainer.training.features import Feature, encode, output_names
-from labelloop_trainer.training.modeling import base_model, load_tokenizer, use_bf16, with_lora
+from labelloop_trainer.training.modeling import (
+    SentenceClassifier,
+    base_model,
+    load_tokenizer,
+    use_bf16,
+    with_lora,
+)
 from labelloop_trainer.training.output import check_new, derive_version
 from labelloop_trainer.training.progress import Progress
 from labelloop_trainer.training.settings import TrainConfig
+from labelloop_trainer.training.zeroshot import start_from_zero_shot
 
 MIN_STEPS_PER_EPOCH = 50
+MIN_AUTO_STEPS = 500
+MIN_AUTO_EPOCHS = 3
+MAX_AUTO_EPOCHS = 10
 MIN_AUTO_BATCH_SIZE = 4
 MAX_CPU_BATCH_SIZE = 16
 MAX_AUTO_BATCH_SIZE = 1024
@@ -146,6 +163,8 @@ def train(
 
     torch.manual_seed(hyper.seed)
     pretrained = base_model(cfg.base_model_dir, data.task_type, names)
+    if isinstance(pretrained, SentenceClassifier):
+        start_from_zero_shot(pretrained, tokenizer, names)
     model_type = str(pretrained.config.model_type)
     model = with_lora(pretrained, data.task_type, cfg.lora)
     model.to(ctx.device)
@@ -176,7 +195,8 @@ def train(
     )
     accumulation = hyper.gradient_accumulation_steps
     steps_per_epoch = math.ceil(epoch_batches / accumulation)
-    total_steps = steps_per_epoch * hyper.epochs
+    epochs = hyper.epochs or auto_epochs(steps_per_epoch)
+    total_steps = steps_per_epoch * epochs
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
@@ -225,14 +245,15 @@ def train(
         device=str(ctx.device),
         bf16=bf16,
         threads=torch.get_num_threads(),
+        epochs=epochs,
         totalSteps=total_steps,
     )
     loop_started = time.perf_counter()
     samples = 0
     epochs_run = first_epoch - 1
-    stopped_early = early.stale >= hyper.patience and first_epoch <= hyper.epochs
+    stopped_early = early.stale >= hyper.patience and first_epoch <= epochs
     multiple_of = 8 if ctx.device.type == "cuda" else 1
-    for epoch in range(first_epoch, hyper.epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         if stopped_early:  # resumed after the epoch that stopped it
             break
         epochs_run = epoch
@@ -295,7 +316,7 @@ def train(
         early.history.append({"epoch": epoch, **scalars})
         if early.update(scalars[monitor], epoch, scores.higher_is_better(monitor)):
             best_state, best_metrics = checkpoints.trainable_state(model), evaluation
-        stopped_early = early.stale >= hyper.patience and epoch < hyper.epochs
+        stopped_early = early.stale >= hyper.patience and epoch < epochs
         progress.event("epoch", epoch=epoch, metrics=scalars, best=early.best_epoch == epoch)
         progress.epoch_end()
         if ctx.is_main:
@@ -379,6 +400,13 @@ def tune_cpu_threads(
     best = min(timings, key=timings.__getitem__)
     torch.set_num_threads(best)
     return best
+
+
+def auto_epochs(steps_per_epoch: int) -> int:
+    """The epochs for `epochs: auto`: enough for `MIN_AUTO_STEPS` optimiser steps, within
+    `MIN_AUTO_EPOCHS` and `MAX_AUTO_EPOCHS` (see the module docstring)."""
+    wanted = math.ceil(MIN_AUTO_STEPS / max(1, steps_per_epoch))
+    return min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, wanted))
 
 
 def steps_cap(examples: int, world: int, accumulation: int, gpu: bool) -> int:

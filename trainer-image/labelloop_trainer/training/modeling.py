@@ -2,9 +2,15 @@
 
 Only the adapters and the task head are trained: the base model stays frozen, which keeps
 the optimiser state and every saved version small (kilobytes to a few megabytes) and lets
-many versions share one base model on the volume. The head is new and randomly initialised,
-so it is trained in full (`modules_to_save`). When no target modules are configured, the
-attention's query and value projections are adapted, found by their names in the model.
+many versions share one base model on the volume. The head is new, so it is trained in full
+(`modules_to_save`). When no target modules are configured, the attention's query and value
+projections are adapted, found by their names in the model.
+
+A single-label model reads its text as sentence encoders are trained to be read: the mean of
+the token states, L2-normalised (`SentenceClassifier`), not the first token through BERT's
+pooler, which sentence-embedding checkpoints such as all-MiniLM never trained. Its head can
+then start as the zero-shot prelabeler (`zeroshot.start_from_zero_shot`). Multi-label and NER
+models keep the library's heads.
 """
 
 from __future__ import annotations
@@ -16,16 +22,22 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft import TaskType as PeftTask
 from transformers import (
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.errors import BadInputError
 from labelloop_trainer.training.settings import LoraSettings
+
+PEFT_TASKS = {TaskType.MULTI_LABEL: PeftTask.SEQ_CLS, TaskType.NER: PeftTask.TOKEN_CLS}
+"""PEFT's wrapper for the library's heads; a `SentenceClassifier` is wrapped as a plain module."""
 
 QUERY_VALUE_NAMES = (
     ("query", "value"),  # BERT, RoBERTa, MiniLM, ELECTRA
@@ -48,8 +60,62 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def base_model(path: Path, task_type: TaskType, names: Sequence[str]) -> PreTrainedModel:
+def pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the hidden states over the real tokens, L2-normalised: one row per text."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(mean, dim=-1)
+
+
+class SentenceClassifier(torch.nn.Module):
+    """One-of-n classification over the encoder's mean-pooled, normalised text embedding.
+
+    Called like a Hugging Face classifier (token tensors and optional `labels` in, an output
+    with `loss` and `logits` out), so training, evaluation, serving and the ONNX export treat
+    it as one.
+    """
+
+    base_model_prefix = "encoder"
+
+    def __init__(self, encoder: PreTrainedModel, names: Sequence[str]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config: PretrainedConfig = encoder.config
+        self.classifier = torch.nn.Linear(int(encoder.config.hidden_size), len(names))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, **extra
+        ).last_hidden_state
+        logits = self.classifier(pooled(hidden, attention_mask))
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+TaskModel = PreTrainedModel | SentenceClassifier
+"""A base model with its task head, as `base_model` builds it."""
+
+
+def load_encoder(path: Path) -> PreTrainedModel:
+    """The base model without a head, from local files only."""
+    try:
+        model: PreTrainedModel = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"base model: cannot load {path}: {err}") from err
+    return model
+
+
+def base_model(path: Path, task_type: TaskType, names: Sequence[str]) -> TaskModel:
     """The pretrained model of `path` with a fresh head for `names` (its output classes)."""
+    if task_type is TaskType.SINGLE_LABEL:
+        return SentenceClassifier(load_encoder(path), names)
     auto = (
         AutoModelForTokenClassification
         if task_type is TaskType.NER
@@ -63,11 +129,7 @@ def base_model(path: Path, task_type: TaskType, names: Sequence[str]) -> PreTrai
             id2label=dict(enumerate(names)),
             label2id={name: i for i, name in enumerate(names)},
             problem_type=(
-                "multi_label_classification"
-                if task_type is TaskType.MULTI_LABEL
-                else "single_label_classification"
-                if task_type is TaskType.SINGLE_LABEL
-                else None
+                "multi_label_classification" if task_type is TaskType.MULTI_LABEL else None
             ),
         )
     except (OSError, ValueError) as err:
@@ -75,18 +137,23 @@ def base_model(path: Path, task_type: TaskType, names: Sequence[str]) -> PreTrai
     return model
 
 
-def head_modules(model: PreTrainedModel) -> list[str]:
-    """The task head: the top-level modules with weights besides the backbone, and the pooler.
+def head_modules(model: TaskModel) -> list[str]:
+    """The task head: the top-level modules with weights besides the backbone, and the pooler
+    where the head reads it.
 
-    The pooler (BERT's dense layer over the first token) feeds nothing but the head, and in
-    sentence-embedding checkpoints such as all-MiniLM it was never trained at all, so it
-    belongs with the head: frozen, it would squash every text through random weights.
+    The pooler (BERT's dense layer over the first token) feeds nothing but the library's
+    sequence head, and in sentence-embedding checkpoints such as all-MiniLM it was never
+    trained at all, so it belongs with that head: frozen, it would squash every text through
+    random weights. A `SentenceClassifier` does not read it.
     """
+    prefix = getattr(model, "base_model_prefix", "")
     heads = [
         name
         for name, child in model.named_children()
-        if name != model.base_model_prefix and any(True for _ in child.parameters())
+        if name != prefix and any(True for _ in child.parameters())
     ]
+    if isinstance(model, SentenceClassifier):
+        return heads
     backbone = getattr(model, model.base_model_prefix, None)
     pooler = getattr(backbone, "pooler", None)
     if isinstance(pooler, torch.nn.Module) and any(True for _ in pooler.parameters()):
@@ -118,7 +185,7 @@ def target_modules(model: torch.nn.Module, configured: Sequence[str]) -> list[st
     )
 
 
-def with_lora(model: PreTrainedModel, task_type: TaskType, lora: LoraSettings) -> PeftModel:
+def with_lora(model: TaskModel, task_type: TaskType, lora: LoraSettings) -> PeftModel:
     """Wrap `model` with trainable LoRA adapters and a fully trainable head."""
     config = LoraConfig(
         r=lora.r,
@@ -126,14 +193,14 @@ def with_lora(model: PreTrainedModel, task_type: TaskType, lora: LoraSettings) -
         lora_dropout=lora.dropout,
         target_modules=target_modules(model, lora.target_modules),
         modules_to_save=head_modules(model),
-        task_type=PeftTask.TOKEN_CLS if task_type is TaskType.NER else PeftTask.SEQ_CLS,
+        task_type=PEFT_TASKS.get(task_type),
     )
     peft_model = get_peft_model(model, config)
     assert isinstance(peft_model, PeftModel)
     return peft_model
 
 
-def with_adapter(model: PreTrainedModel, adapter_dir: Path) -> PeftModel:
+def with_adapter(model: TaskModel, adapter_dir: Path) -> PeftModel:
     """`model` with the saved adapter (and head) of a version, for inference."""
     loaded = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     assert isinstance(loaded, PeftModel)

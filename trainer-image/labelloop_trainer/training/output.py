@@ -28,11 +28,16 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from labelloop.api.labelconfig import TaskType
 from labelloop_trainer.errors import BadInputError, VersionExistsError
-from labelloop_trainer.training.modeling import base_model, load_tokenizer, with_adapter
+from labelloop_trainer.training.modeling import (
+    TaskModel,
+    base_model,
+    load_tokenizer,
+    with_adapter,
+)
 
 RESULT_LIMIT = 4096
 """Kubernetes keeps at most 4 KiB of a termination message."""
@@ -90,7 +95,7 @@ def write_version(
 class LoadedVersion:
     """A version ready for inference."""
 
-    model: PreTrainedModel
+    model: TaskModel
     tokenizer: PreTrainedTokenizerBase
     label_map: dict[str, Any]
 
@@ -122,7 +127,7 @@ def load_version(
     task_type = TaskType(label_map["taskType"])
     model = base_model(Path(base_model_dir or base["dir"]), task_type, label_map["outputNames"])
     merged = with_adapter(model, version_dir / "adapter").merge_and_unload()
-    assert isinstance(merged, PreTrainedModel)
+    assert isinstance(merged, TaskModel)
     module: torch.nn.Module = merged
     module.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     module.eval()

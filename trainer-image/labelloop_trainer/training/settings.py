@@ -72,7 +72,8 @@ class Hyperparameters:
     learning_rate: float
     lr_scheduler: str
     warmup_ratio: float
-    epochs: int
+    epochs: int | None
+    """None is `auto` (`loop.auto_epochs`)."""
     batch_size: int | None
     """Per-process batch size; None is `auto`."""
     gradient_accumulation_steps: int
@@ -94,7 +95,7 @@ class Hyperparameters:
             learning_rate=h.learning_rate,
             lr_scheduler=h.lr_scheduler,
             warmup_ratio=h.warmup_ratio,
-            epochs=h.epochs,
+            epochs=None if h.epochs == "auto" else int(h.epochs),
             batch_size=None if h.batch_size == "auto" else int(h.batch_size),
             gradient_accumulation_steps=h.gradient_accumulation_steps,
             weight_decay=h.weight_decay,

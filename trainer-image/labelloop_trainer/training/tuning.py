@@ -165,7 +165,7 @@ def _with(cfg: TrainConfig, params: dict[str, float], version: str) -> TrainConf
     hyper = dataclasses.replace(
         cfg.hyper,
         learning_rate=params["learning_rate"],
-        epochs=int(params.get("epochs", cfg.hyper.epochs)),
+        epochs=int(params["epochs"]) if "epochs" in params else cfg.hyper.epochs,
         batch_size=int(params["batch_size"]) if "batch_size" in params else cfg.hyper.batch_size,
     )
     lora = cfg.lora

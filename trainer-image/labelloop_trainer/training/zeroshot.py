@@ -6,6 +6,12 @@ to be used), and the closer the cosine, the likelier the label. The prelabel ser
 these guesses as probabilities before any fine-tuned version exists (`serving/zeroshot.py`,
 round 0); the promotion gate scores them on a round's held-out annotations when no version
 serves yet (`incumbent.py`), so a first fine-tuned version must beat them to replace them.
+
+A single-label model's head starts as this guess (`start_from_zero_shot`): its weights are
+the label embeddings divided by the temperature, so before its first step it gives exactly
+the zero-shot prelabeler's scores, and fine-tuning starts from there instead of from chance.
+On DynaSent with 600 crowd labels and 8 epochs, accuracy on the other 1,838 sentences rose
+from 0.62 with a random head on BERT's pooler to 0.66.
 """
 
 from __future__ import annotations
@@ -15,28 +21,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from labelloop_trainer.errors import BadInputError
-from labelloop_trainer.training.modeling import load_tokenizer
+from labelloop_trainer.training.modeling import (
+    SentenceClassifier,
+    load_encoder,
+    load_tokenizer,
+    pooled,
+)
 
 DEFAULT_TEMPLATE = "{description}"
 """How a label's description is put into a sentence before it is embedded. Bare words did
 as well as English sentence frames on DynaSent (about 0.40 accuracy on three classes either
 way), and they assume no language."""
+DEFAULT_TEMPERATURE = 0.05
+"""Cosines of unrelated sentences sit close together (a spread of a few hundredths), so they
+are divided by this before a softmax; otherwise every score would be near 1/labels."""
 MAX_LENGTH = 256
 BATCH_SIZE = 64
-
-
-def load_encoder(base_model_dir: Path) -> PreTrainedModel:
-    """The base model without a head, from local files only."""
-    try:
-        model: PreTrainedModel = AutoModel.from_pretrained(
-            str(base_model_dir), local_files_only=True
-        )
-    except (OSError, ValueError) as err:
-        raise BadInputError(f"base model: cannot load {base_model_dir}: {err}") from err
-    return model
 
 
 def describe(label: str, descriptions: Mapping[str, str], template: str = DEFAULT_TEMPLATE) -> str:
@@ -55,11 +57,18 @@ def tokenize(
     return {k: v.to(device) for k, v in encoded.items()}
 
 
-def pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the hidden states over the real tokens, L2-normalised: one row per text."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    return torch.nn.functional.normalize(mean, dim=-1)
+def start_from_zero_shot(
+    model: SentenceClassifier, tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]
+) -> None:
+    """Set the head so that the model scores as the zero-shot prelabeler does (labels'
+    names as their descriptions, the default temperature)."""
+    device = next(model.parameters()).device
+    inputs = tokenize(tokenizer, [describe(label, {}) for label in labels], device)
+    with torch.no_grad():
+        hidden = model.encoder(**inputs).last_hidden_state
+        label_vectors = pooled(hidden, inputs["attention_mask"])
+        model.classifier.weight.copy_(label_vectors / DEFAULT_TEMPERATURE)
+        model.classifier.bias.zero_()
 
 
 def zero_shot_labels(
