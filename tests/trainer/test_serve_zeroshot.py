@@ -21,7 +21,7 @@ from labelloop_trainer.serving.chain import ClassScores, TextInput
 from labelloop_trainer.serving.server import build_server, serving
 from labelloop_trainer.serving.zeroshot import ZeroShotScorer, zero_shot_version
 from labelloop_trainer.training.modeling import SentenceClassifier, base_model, load_tokenizer
-from labelloop_trainer.training.zeroshot import start_from_zero_shot
+from labelloop_trainer.training.zeroshot import start_from_zero_shot, zero_shot_labels
 from trainer.support import DYNASENT
 
 pytestmark = pytest.mark.trainer
@@ -135,3 +135,16 @@ def test_a_new_single_label_model_scores_as_the_zero_shot_prelabeler(
     for row, scores in zip(started, expected, strict=True):
         assert isinstance(scores, ClassScores)
         assert row == pytest.approx([scores.probabilities[label] for label in labels], abs=1e-4)
+
+
+def test_the_gate_scores_the_guesses_the_server_makes(minilm: Path, scorer: ZeroShotScorer) -> None:
+    labels = ("positive", "negative", "neutral")
+    texts = sentences(12)
+    schema = parse_label_config(SENTIMENT)
+    served = scorer.score([TextInput(text, schema) for text in texts])
+    chosen = [
+        max(scores.probabilities, key=scores.probabilities.__getitem__)
+        for scores in served
+        if isinstance(scores, ClassScores)
+    ]
+    assert [labels[i] for i in zero_shot_labels(minilm, texts, labels)] == chosen

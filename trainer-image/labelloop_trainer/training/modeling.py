@@ -146,11 +146,10 @@ def head_modules(model: TaskModel) -> list[str]:
     trained at all, so it belongs with that head: frozen, it would squash every text through
     random weights. A `SentenceClassifier` does not read it.
     """
-    prefix = getattr(model, "base_model_prefix", "")
     heads = [
         name
         for name, child in model.named_children()
-        if name != prefix and any(True for _ in child.parameters())
+        if name != model.base_model_prefix and any(True for _ in child.parameters())
     ]
     if isinstance(model, SentenceClassifier):
         return heads

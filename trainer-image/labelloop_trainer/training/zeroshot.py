@@ -75,22 +75,16 @@ def zero_shot_labels(
     base_model_dir: Path, texts: Sequence[str], labels: Sequence[str]
 ) -> list[int]:
     """The index in `labels` of each text's zero-shot label (label names as descriptions,
-    as the local runner's round-0 server uses them)."""
+    as the local runner's round-0 server uses them): a fine-tuned model's starting point."""
     tokenizer = load_tokenizer(base_model_dir)
-    model = load_encoder(base_model_dir)
+    model = SentenceClassifier(load_encoder(base_model_dir), labels)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    module: torch.nn.Module = model
-    module.to(device)
-    module.eval()
-
-    def embed(batch: Sequence[str]) -> torch.Tensor:
-        inputs = tokenize(tokenizer, batch, device)
-        return pooled(model(**inputs).last_hidden_state, inputs["attention_mask"])
-
+    model.to(device)
+    model.eval()
+    start_from_zero_shot(model, tokenizer, labels)
+    guesses: list[int] = []
     with torch.inference_mode():
-        label_vectors = embed([describe(label, {}) for label in labels])
-        guesses: list[int] = []
-        for start in range(0, len(texts), BATCH_SIZE):
-            similarities = embed(texts[start : start + BATCH_SIZE]) @ label_vectors.T
-            guesses += [int(i) for i in similarities.argmax(-1).tolist()]
+        for begin in range(0, len(texts), BATCH_SIZE):
+            inputs = tokenize(tokenizer, texts[begin : begin + BATCH_SIZE], device)
+            guesses += [int(i) for i in model(**inputs).logits.argmax(-1).tolist()]
     return guesses
