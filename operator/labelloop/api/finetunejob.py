@@ -74,7 +74,7 @@ def count_or_auto(name: str, json_name: str, maximum: int | None = None) -> Inva
         value = getattr(model, name)
         if value == "auto":
             return True
-        return isinstance(value, int) and 1 <= value <= (maximum or value)
+        return isinstance(value, int) and value >= 1 and (maximum is None or value <= maximum)
 
     return Invariant(
         cel=f"type(self.{json_name}) == int ? int(self.{json_name}) >= 1{limit} : "

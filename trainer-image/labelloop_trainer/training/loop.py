@@ -26,8 +26,7 @@ backward passes on the longest training sequences stay within a third of its mem
 `MIN_AUTO_STEPS` optimiser steps, at least `MIN_AUTO_EPOCHS` and at most `MAX_AUTO_EPOCHS`.
 A few hundred labels make short epochs (480 DynaSent rows: 60 steps of 8); with them, three
 epochs reached accuracy 0.58 on the rest of the data set and ten 0.64. A large data set keeps
-three.
-Early stopping on the promotion metric still ends a run whose metric stalls.
+three. Early stopping on the promotion metric still ends a run whose metric stalls.
 """
 
 from __future__ import annotations
