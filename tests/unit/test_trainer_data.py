@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,8 +17,8 @@ from labelloop_trainer.training.data import (
     Span,
     clean,
     content_hash,
+    held_out_split,
     read_rows,
-    stratified_split,
 )
 
 SINGLE = TaskType.SINGLE_LABEL
@@ -206,31 +207,65 @@ def _examples(counts: dict[str, int]) -> list[Example]:
 
 
 @pytest.mark.parametrize(
-    ("counts", "share", "expected_eval"),
+    ("counts", "share"),
     [
-        ({"a": 50, "b": 30, "c": 20}, 0.2, {"a": 10, "b": 6, "c": 4}),
-        ({"a": 10, "b": 2}, 0.2, {"a": 2, "b": 1}),
-        ({"a": 9, "b": 1}, 0.5, {"a": 4}),
+        ({"a": 500, "b": 300, "c": 200}, 0.2),
+        ({"a": 400, "b": 400}, 0.5),
+        ({"a": 1000}, 0.1),
     ],
 )
-def test_split_is_stratified(
-    counts: dict[str, int], share: float, expected_eval: dict[str, int]
+def test_each_class_is_held_out_near_the_share(counts: dict[str, int], share: float) -> None:
+    examples = _examples(counts)
+    train, held = held_out_split(examples, share, seed=7)
+    assert sorted(train + held) == list(range(len(examples)))
+    per_class = Counter(examples[i].target for i in held)
+    for label, n in counts.items():
+        # A binomial draw: 4 standard deviations either side.
+        assert abs(per_class[label] - n * share) <= 4 * (n * share * (1 - share)) ** 0.5
+
+
+@pytest.mark.parametrize(
+    ("counts", "share", "held_per_class"),
+    [
+        ({"a": 2, "b": 2, "c": 2, "d": 2}, 0.01, {"a": 1, "b": 1, "c": 1, "d": 1}),
+        ({"a": 3, "b": 3}, 0.99, {"a": 2, "b": 2}),
+        ({"a": 9, "b": 1}, 0.999, {"a": 8}),
+    ],
+)
+def test_a_class_of_two_or_more_keeps_both_sides_and_one_of_one_is_trained(
+    counts: dict[str, int], share: float, held_per_class: dict[str, int]
 ) -> None:
     examples = _examples(counts)
-    train, held = stratified_split(examples, share, seed=7)
-    assert sorted(train + held) == list(range(len(examples)))
-    assert Counter(examples[i].target for i in held) == expected_eval
+    _, held = held_out_split(examples, share, seed=0)
+    assert Counter(examples[i].target for i in held) == held_per_class
 
 
-def test_split_depends_only_on_the_seed() -> None:
+def test_an_example_held_out_stays_held_out_as_the_data_grows() -> None:
+    """Round after round the loop trains on more annotations; the ones held out before must
+    not be trained on now, or the gate would compare versions on what one of them saw."""
+    rounds = [_examples({"a": n, "b": n, "c": n}) for n in (20, 70, 200)]
+    sides = []
+    for examples in rounds:
+        train, held = held_out_split(examples, 0.2, seed=3)
+        sides.append(({examples[i] for i in train}, {examples[i] for i in held}))
+    for (train_before, held_before), (train_now, held_now) in itertools.pairwise(sides):
+        assert held_before <= held_now
+        assert train_before <= train_now
+
+
+def test_the_split_depends_on_the_texts_and_seed_not_their_order() -> None:
     examples = _examples({"a": 40, "b": 40})
-    assert stratified_split(examples, 0.25, 1) == stratified_split(examples, 0.25, 1)
-    assert stratified_split(examples, 0.25, 1) != stratified_split(examples, 0.25, 2)
+    train, held = held_out_split(examples, 0.25, 1)
+    assert (train, held) == held_out_split(examples, 0.25, 1)
+    assert (train, held) != held_out_split(examples, 0.25, 2)
+    backwards = examples[::-1]
+    _, held_backwards = held_out_split(backwards, 0.25, 1)
+    assert {backwards[i] for i in held_backwards} == {examples[i] for i in held}
 
 
 def test_split_needs_enough_rows() -> None:
     with pytest.raises(BadInputError, match="too few"):
-        stratified_split(_examples({"a": 1, "b": 1}), 0.2, 0)
+        held_out_split(_examples({"a": 1, "b": 1}), 0.2, 0)
 
 
 def test_hash_is_stable_and_order_sensitive() -> None:

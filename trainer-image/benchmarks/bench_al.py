@@ -2,11 +2,12 @@
 
 The same rows, held-out test set, first labels and learner for every strategy; the only
 difference is which pool rows get labelled next, picked by the operator's own policy
-(`labelloop.loop.active_learning.next_batch`). The test set is split off once (stratified,
-`--split-seed`) and never trained on or picked from; the rest is the unlabelled pool. For
-each of `--seeds` seeds every strategy starts from the same `--seed-size` random rows (the
-loop's cold-start rule: round 0's batch is a random sample), then adds `--batch` rows a
-round until `--budget` labels, and is scored on the test set after every round.
+(`labelloop.loop.active_learning.next_batch`). The test set, about `--test-size` rows, is
+split off once by the trainer's held-out rule (`--split-seed`) and never trained on or picked
+from; the rest is the unlabelled pool. For each of `--seeds` seeds every strategy starts
+from the same `--seed-size` random rows (the loop's cold-start rule: round 0's batch is a
+random sample), then adds `--batch` rows a round until `--budget` labels, and is scored on
+the test set after every round.
 
 Two learners:
 
@@ -114,7 +115,7 @@ class Benchmark:
 
     def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
         from labelloop.api.labelconfig import LabelSchema, TaskType
-        from labelloop_trainer.training.data import load_dataset, stratified_split
+        from labelloop_trainer.training.data import held_out_split, load_dataset
 
         self.args = args
         self.scratch = scratch
@@ -125,7 +126,7 @@ class Benchmark:
         rows = len(self.dataset.examples)
         if not 0 < args.test_size < rows:
             raise SystemExit(f"--test-size: must be between 1 and {rows - 1} for {rows} rows")
-        pool, test = stratified_split(self.dataset.examples, args.test_size / rows, args.split_seed)
+        pool, test = held_out_split(self.dataset.examples, args.test_size / rows, args.split_seed)
         self.pool, self.test = pool, test
         if args.budget > len(pool):
             raise SystemExit(f"--budget: {args.budget} labels needed, the pool has {len(pool)}")
@@ -453,7 +454,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed-size", type=int, default=100, help="labels before round 1")
     parser.add_argument("--batch", type=int, default=50, help="labels added per round")
     parser.add_argument("--budget", type=int, default=1000, help="labels after the last round")
-    parser.add_argument("--test-size", type=int, default=500, help="held-out test rows")
+    parser.add_argument("--test-size", type=int, default=500, help="held-out test rows (about)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the test split")
     parser.add_argument("--max-seq-length", type=int, default=64, help="trainer learner")
     parser.add_argument("--data", type=Path, default=DYNASENT)

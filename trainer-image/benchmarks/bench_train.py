@@ -72,10 +72,10 @@ def peak_memory_mib(gpu: bool) -> float:
 def split(data: Path) -> tuple[Any, list[int], list[int]]:
     """The cleaned rows and the train/eval split, exactly as labelloop computes them."""
     from labelloop.api.labelconfig import TaskType
-    from labelloop_trainer.training.data import load_dataset, stratified_split
+    from labelloop_trainer.training.data import held_out_split, load_dataset
 
     dataset = load_dataset(data, "sentence", "gold_label", TaskType.SINGLE_LABEL, LABELS)
-    train, held = stratified_split(dataset.examples, EVAL_SPLIT, SEED)
+    train, held = held_out_split(dataset.examples, EVAL_SPLIT, SEED)
     return dataset, train, held
 
 

@@ -121,7 +121,8 @@ class Hyperparameters(ApiModel):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
     """Seed for the split, initialisation and data order."""
     eval_split: Annotated[float, Field(gt=0, le=0.5)] = 0.2
-    """Share of the data held out for evaluation (stratified)."""
+    """Share of the data held out for evaluation; each text's side is fixed by it and `seed`, so
+    an annotation held out once stays held out as the data grows."""
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     """Early stopping."""
 

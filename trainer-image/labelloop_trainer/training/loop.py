@@ -50,9 +50,9 @@ from labelloop_trainer.training.batches import collate, iterate, train_batches
 from labelloop_trainer.training.data import (
     Dataset,
     Example,
+    held_out_split,
     load_dataset,
     manifest,
-    stratified_split,
 )
 from labelloop_trainer.training.distributed import Context, barrier, min_over_processes
 from labelloop_trainer.training.evaluate import autocast, predict_sharded, score
@@ -127,7 +127,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     dataset = load_dataset(
         data.path, data.text_field, data.label_field, data.task_type, data.labels
     )
-    train_idx, eval_idx = stratified_split(dataset.examples, cfg.hyper.eval_split, cfg.hyper.seed)
+    train_idx, eval_idx = held_out_split(dataset.examples, cfg.hyper.eval_split, cfg.hyper.seed)
     described = manifest(dataset, data.source or data.path, train_idx, eval_idx)
     version = cfg.model_version or derive_version(data.path.stem, described["hash"], cfg.identity())
     return Prepared(dataset, train_idx, eval_idx, described, version)
