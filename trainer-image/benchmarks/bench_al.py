@@ -2,12 +2,11 @@
 
 The same rows, held-out test set, first labels and learner for every strategy; the only
 difference is which pool rows get labelled next, picked by the operator's own policy
-(`labelloop.loop.active_learning.next_batch`). The test set, about `--test-size` rows, is
-split off once by the trainer's held-out rule (`--split-seed`) and never trained on or picked
-from; the rest is the unlabelled pool. For each of `--seeds` seeds every strategy starts
-from the same `--seed-size` random rows (the loop's cold-start rule: round 0's batch is a
-random sample), then adds `--batch` rows a round until `--budget` labels, and is scored on
-the test set after every round.
+(`labelloop.loop.active_learning.next_batch`). The test set is split off once (stratified,
+`--split-seed`) and never trained on or picked from; the rest is the unlabelled pool. For
+each of `--seeds` seeds every strategy starts from the same `--seed-size` random rows (the
+loop's cold-start rule: round 0's batch is a random sample), then adds `--batch` rows a
+round until `--budget` labels, and is scored on the test set after every round.
 
 Two learners:
 
@@ -110,12 +109,30 @@ def interval(values: Sequence[float]) -> dict[str, float]:
     return {"mean": round(mean, 4), "low": round(mean - half, 4), "high": round(mean + half, 4)}
 
 
+def split_test(labels: Sequence[str], size: int, seed: int) -> tuple[list[int], list[int]]:
+    """Pool and test rows: each label's rows shuffled with `seed` and `size / len(labels)` of
+    them, rounded, taken for the test set, so its classes are in the data's proportions."""
+    by_label: dict[str, list[int]] = {}
+    for row, label in enumerate(labels):
+        by_label.setdefault(label, []).append(row)
+    rng = random.Random(seed)
+    pool: list[int] = []
+    test: list[int] = []
+    for label in sorted(by_label):
+        rows = by_label[label]
+        rng.shuffle(rows)
+        n_test = max(1, round(len(rows) * size / len(labels)))
+        test.extend(rows[:n_test])
+        pool.extend(rows[n_test:])
+    return sorted(pool), sorted(test)
+
+
 class Benchmark:
     """The fixed data of one benchmark run: cleaned rows, test set, pool, settings."""
 
     def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
         from labelloop.api.labelconfig import LabelSchema, TaskType
-        from labelloop_trainer.training.data import held_out_split, load_dataset
+        from labelloop_trainer.training.data import load_dataset
 
         self.args = args
         self.scratch = scratch
@@ -126,10 +143,11 @@ class Benchmark:
         rows = len(self.dataset.examples)
         if not 0 < args.test_size < rows:
             raise SystemExit(f"--test-size: must be between 1 and {rows - 1} for {rows} rows")
-        pool, test = held_out_split(self.dataset.examples, args.test_size / rows, args.split_seed)
-        self.pool, self.test = pool, test
-        if args.budget > len(pool):
-            raise SystemExit(f"--budget: {args.budget} labels needed, the pool has {len(pool)}")
+        labels = [str(example.target) for example in self.dataset.examples]
+        self.pool, self.test = split_test(labels, args.test_size, args.split_seed)
+        if args.budget > len(self.pool):
+            needed = f"--budget: {args.budget} labels needed"
+            raise SystemExit(f"{needed}, the pool has {len(self.pool)}")
         self.schema = LabelSchema(TaskType.SINGLE_LABEL, "label", "text", "text", self.labels)
         self.index = {label: i for i, label in enumerate(self.labels)}
 
@@ -454,7 +472,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed-size", type=int, default=100, help="labels before round 1")
     parser.add_argument("--batch", type=int, default=50, help="labels added per round")
     parser.add_argument("--budget", type=int, default=1000, help="labels after the last round")
-    parser.add_argument("--test-size", type=int, default=500, help="held-out test rows (about)")
+    parser.add_argument("--test-size", type=int, default=500, help="held-out test rows")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the test split")
     parser.add_argument("--max-seq-length", type=int, default=64, help="trainer learner")
     parser.add_argument("--data", type=Path, default=DYNASENT)
