@@ -327,9 +327,10 @@ def held_out_split(
     Why not a shuffle: every round trains on all annotations so far, and the promotion gate
     scores the serving version on the new version's held-out annotations. A shuffle of the
     grown data would hold out annotations that the serving version trained on, flattering it
-    (a third of round 3's held-out annotations in `make demo`). Decided by the text, an
-    annotation held out once stays held out as the data grows, and the gate compares
-    versions on annotations neither saw.
+    (in `make demo`, where round 1's version served until round 3: two fifths of round 2's
+    held-out annotations and a quarter of round 3's, in expectation). Decided by the text, an
+    annotation held out once stays held out as the data grows, and the gate compares versions
+    on annotations neither saw.
 
     An example is held out when the hash of seed and text falls below `eval_share`, so each
     class (first label; NER: one class) is split alike in expectation. A class with at least
