@@ -385,12 +385,14 @@ def test_two_rounds_train_roll_out_and_prelabel_on_the_real_node(
             queue = ((status.get("prelabels") or {}).get("lastBatch")) or []
             if serving is not None:
                 # Annotators take the tasks in the order the operator queued them: the least
-                # confident (one from each cluster of similar tasks) first.
+                # confident (one from each cluster of similar tasks) first. Status lists the
+                # queue's first 100; they go on with the least confident predictions left.
                 _unlabelled, found = _predictions(s, serving)
                 queued = [found[t][1] for t in queue[:PER_ROUND] if t in found]
                 rest = [score for t, (_label, score) in found.items() if t not in queue]
                 assert sum(queued) / len(queued) < sum(rest) / len(rest), "queue not uncertain"
-                batch = queue[:PER_ROUND]
+                after = sorted((t for t in found if t not in queue), key=lambda t: found[t][1])
+                batch = [*queue, *after][:PER_ROUND]
             else:
                 batch = [t.id for t in s.tasks() if not t.annotations][:PER_ROUND]
             assert len(batch) == PER_ROUND
