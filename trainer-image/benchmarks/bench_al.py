@@ -146,8 +146,9 @@ class Benchmark:
         labels = [str(example.target) for example in self.dataset.examples]
         self.pool, self.test = split_test(labels, args.test_size, args.split_seed)
         if args.budget > len(self.pool):
-            needed = f"--budget: {args.budget} labels needed"
-            raise SystemExit(f"{needed}, the pool has {len(self.pool)}")
+            raise SystemExit(
+                f"--budget: {args.budget} labels needed, the pool has {len(self.pool)}"
+            )
         self.schema = LabelSchema(TaskType.SINGLE_LABEL, "label", "text", "text", self.labels)
         self.index = {label: i for i, label in enumerate(self.labels)}
 
