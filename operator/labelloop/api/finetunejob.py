@@ -50,13 +50,12 @@ class Method(ApiModel):
 
 
 class EarlyStopping(ApiModel):
-    """Keep the last epoch that is not clearly worse than the best, and stop when the
-    monitored metric falls clearly.
+    """Keep the best epoch, and stop when the monitored metric stays clearly below it.
 
     Accuracy, precision, recall and F1 measured on n held-out annotations move by chance by
-    about 0.5/sqrt(n) (0.08 on 40 annotations): an epoch within that of the best so far is as
-    good, and the latest such epoch is kept, since it has trained longest. A loss has no
-    such scale: only a lower loss counts."""
+    about 0.5/sqrt(n) (0.08 on 40 annotations): an evaluation counts toward `patience` only
+    when it is that much below the best. A loss has no such scale: every evaluation that
+    does not lower it counts."""
 
     patience: Annotated[int, Field(ge=1, le=100)] = 3
     """Evaluations in a row clearly worse than the best before training stops."""
@@ -237,7 +236,7 @@ class SearchSpace(ApiModel):
     lora_r: Choices = [4, 8, 16]
     """LoRA ranks; `alpha` keeps its ratio to the rank of `method.lora`."""
     epochs: Choices = [2, 3, 4]
-    """Passes over the data (the epoch kept is chosen as without a search)."""
+    """Passes over the data (the best epoch is kept, as without a search)."""
     batch_size: Choices = []
     """Batch sizes; empty keeps `hyperparameters.batchSize` (`auto` by default)."""
 

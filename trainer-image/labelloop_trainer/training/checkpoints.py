@@ -2,7 +2,7 @@
 
 A checkpoint holds only what cannot be recomputed: the trainable weights (adapters and head,
 not the frozen base model), the optimiser and scheduler state, the RNG state, the
-early-stopping bookkeeping and the kept epoch's weights. It is one file written under a
+early-stopping bookkeeping and the best epoch's weights. It is one file written under a
 temporary name and renamed, so a pod killed mid-write leaves the previous checkpoint intact;
 only the newest is kept. Data order needs no saving: each epoch's batches are a function of
 the seed and the epoch number. A checkpoint made with other settings is refused rather than
@@ -42,39 +42,34 @@ def restore_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) ->
 
 @dataclass
 class EarlyStopping:
-    """Which epoch to keep, and how many evaluations since the last one worth keeping.
+    """Which epoch was best, and how many evaluations in a row since were clearly worse.
 
     A score measured on a few dozen held-out annotations moves by chance from one epoch to
-    the next, so "better" alone would keep whichever epoch was luckiest (often the first,
-    before the model has learnt much) and stop training three noisy evaluations later. So an
-    epoch *holds* when its score is less than `tolerance` below the best so far
-    (`scores.sampling_noise`: the score's chance variation on the held-out examples). The
-    epoch kept is the latest that holds, as it has trained longest; training stops after
-    `patience` evaluations in a row that do not hold. With no tolerance (losses, plug-in
-    metrics) an epoch holds only by beating the best: the classic rule.
+    the next. Counting every epoch below the best toward `patience` ends a run three noisy
+    evaluations after a lucky one, often the first, before the model has learnt much. So an
+    evaluation counts toward patience only when it is at least `tolerance` below the best
+    (`scores.sampling_noise`: the score's chance variation on the held-out examples); one
+    within the noise resets the count. The epoch kept is still the best. With no tolerance
+    (losses, plug-in metrics) every evaluation that does not beat the best counts: the
+    classic rule.
     """
 
     best: float | None = None
-    """The best score so far."""
     best_epoch: int = 0
-    """The epoch kept (its score may sit within the tolerance below `best`)."""
     stale: int = 0
-    """Evaluations since the epoch kept."""
+    """Evaluations in a row clearly worse than the best."""
     history: list[dict[str, float]] = field(default_factory=list)
 
     def update(self, value: float, epoch: int, higher_is_better: bool, tolerance: float) -> bool:
-        """Record an evaluation; True when its epoch is now the one kept."""
+        """Record an evaluation; True when it is the best so far."""
         gain = 0.0 if self.best is None else value - self.best
         if not higher_is_better:
             gain = -gain
-        holds = self.best is None or gain > -tolerance
-        if self.best is None or gain > 0:
-            self.best = value
-        if holds:
-            self.best_epoch, self.stale = epoch, 0
-        else:
-            self.stale += 1
-        return holds
+        improved = self.best is None or gain > 0
+        if improved:
+            self.best, self.best_epoch = value, epoch
+        self.stale = 0 if improved or gain > -tolerance else self.stale + 1
+        return improved
 
 
 @dataclass

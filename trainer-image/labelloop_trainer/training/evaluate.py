@@ -4,7 +4,7 @@ Inference runs under `torch.inference_mode` on length-sorted batches twice the t
 batch size (no activations are kept for a backward pass, so twice as many fit), and under
 DDP each process scores only its share and the predictions are gathered: the evaluation
 after every epoch, which early stopping needs, costs one pass over the eval set and nothing
-more. The final metrics are those of the kept epoch's evaluation, not of an extra pass.
+more. The final metrics are those of the best epoch's evaluation, not of an extra pass.
 """
 
 from __future__ import annotations

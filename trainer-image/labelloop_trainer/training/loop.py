@@ -7,7 +7,7 @@ throughput explicit instead of spread over a hundred `TrainingArguments`:
   annotation texts do not pay for long ones, and texts tokenised once up front;
 - one evaluation per epoch (early stopping needs it) on length-sorted, doubled batches in
   `inference_mode`, sharded over the processes, and no extra final evaluation: the result is
-  the kept epoch's evaluation, whose weights are kept in memory;
+  the best epoch's evaluation, whose weights are kept in memory;
 - bf16 autocast and TF32 on GPUs that have them, a fused AdamW over the trainable
   parameters only, and `no_sync` between accumulated micro-batches under DDP;
 - CPU threads: the usable cores split between a node's processes (`distributed.py`), then
@@ -26,8 +26,9 @@ backward passes on the longest training sequences stay within a third of its mem
 `MIN_AUTO_STEPS` optimiser steps, at least `MIN_AUTO_EPOCHS` and at most `MAX_AUTO_EPOCHS`.
 A few hundred labels make short epochs (480 DynaSent rows: 60 steps of 8); with them, three
 epochs reached accuracy 0.58 on the rest of the data set and ten 0.64. A large data set keeps
-three. Early stopping on the promotion metric still ends a run whose metric falls clearly
-(by more than its chance variation on the held-out examples: `checkpoints.EarlyStopping`).
+three. Early stopping on the promotion metric still ends a run whose metric stays clearly
+below its best (by more than its chance variation on the held-out examples:
+`checkpoints.EarlyStopping`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ THREAD_PROBE_PASSES = 3
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished training run, with the kept epoch's weights loaded into `model`."""
+    """A finished training run, with the best epoch's weights loaded into `model`."""
 
     version: str
     model: PeftModel

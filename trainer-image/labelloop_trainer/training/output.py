@@ -8,7 +8,7 @@ what a rollback to it relies on. Layout of `<output>/<version>/`:
     adapter/           PEFT adapter and trained head (adapter_config.json, *.safetensors)
     tokenizer/         the tokenizer, as used in training
     label_map.json     task type, labels, output names by id, fields, max sequence length
-    metrics.json       the kept epoch's metrics and the promotion verdict
+    metrics.json       the best epoch's metrics and the promotion verdict
     dataset.json       the dataset manifest (count, labels, hash, cleaning report)
     config.json        the resolved training configuration
     base_model.json    the base model this adapter belongs to
