@@ -10,9 +10,9 @@ What a request must show (`steps.webhook` registers each hook with its header):
 - the project's secret header, an HMAC of the project and the current replay window under a
   key the operator draws at start and keeps in memory only, compared in constant time:
   none gets 401, a wrong or expired one 403. A header for one project is useless for another,
-  a captured one is refused two windows later, and after a restart the reconciles
-  re-register every webhook with the new key (until then the old headers are refused, and
-  polling covers the gap);
+  a captured one is refused two windows later, and after a restart each reconcile
+  re-registers its webhook with the new key before it reads the project (the old headers are
+  refused until then, and what they announced is in that read);
 - a body not seen before from this project while its secret is valid: Label Studio never
   sends the same delivery twice, so a repeat is a replay (409). The memory is bounded
   (`MAX_REMEMBERED` deliveries): a flood of distinct deliveries can push out an old one, which
