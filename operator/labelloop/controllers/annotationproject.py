@@ -147,6 +147,7 @@ def _sync(
     synced = outcome.status
     assert synced.label_studio is not None and synced.counts is not None
     assert synced.label_studio.project_id is not None
+    context.label_studio_poll.follow(owner, ls, synced.label_studio.project_id)
     if base:  # the webhook's secret is renewed early in each replay window
         run.recheck_in(context.webhook_secrets.renewal_in(owner.namespace, owner.name, time.time()))
     if outcome.more_prelabels:

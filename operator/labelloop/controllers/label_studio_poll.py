@@ -1,18 +1,13 @@
 """The slow fallback to webhooks: a few requests per Label Studio server find the projects
 that changed.
 
-Each project's pass tells the poller where its Label Studio project is (`follow`) before it
-reads the project. Every `OperatorConfig.label_studio_poll_seconds` the poller asks each
-server for the counters of all the projects it holds, a hundred to a request
-(`LabelStudioClient.project_counts`), and wakes the AnnotationProjects whose counters moved
-since the last look (`moved`): annotations made while a webhook was lost, disabled by Label
-Studio or never registered (no receiver) are seen within a poll, at the cost of a handful of
-requests per server rather than a full pass per project. A counter that stays put (an
-annotation edited in place) waits for a webhook or the resync.
-The first look at a project is `follow`'s, just before the pass reads it, not the next
-poll's: an annotation made between the pass's read and that poll would otherwise be taken
-for where the counters start, and wait for the resync (right after a restart, while the
-webhooks still carry the previous operator's secret, that lost one).
+Each project's pass tells the poller where its Label Studio project is (`follow`). Every
+`OperatorConfig.label_studio_poll_seconds` the poller asks each server for the counters of
+all the projects it holds, a hundred to a request (`LabelStudioClient.project_counts`), and
+wakes the AnnotationProjects whose counters moved (`moved`): annotations made while a webhook
+was lost, disabled by Label Studio or never registered (no receiver) are seen within a poll,
+at the cost of a handful of requests per server rather than a full pass per project. A
+counter that stays put (an annotation edited in place) waits for a webhook or the resync.
 A server that stops answering wakes its projects once, so that each reports the outage (and its
 connection deadline starts) within a poll; their passes then retry on their own schedule.
 The operator's task that polls is started with kopf (`controllers.watches`).
@@ -34,39 +29,28 @@ logger = logging.getLogger(__name__)
 
 
 def moved(before: Mapping[int, ProjectCounts], now: Mapping[int, ProjectCounts]) -> set[int]:
-    """Projects whose counters differ from the last look; a project gone has moved, one
-    without a last look has not."""
+    """Projects whose counters differ from the last poll; a project seen for the first time
+    has not moved (its pass has just read it), one that is gone has."""
     return {i for i, counts in before.items() if now.get(i) != counts}
 
 
 class LabelStudioPoll:
-    """Which AnnotationProject lives where, and the counters seen at the last look."""
+    """Which AnnotationProject lives where, and the counters seen at the last poll."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._where: dict[ObjectKey, tuple[LabelStudioClient, int]] = {}
-        self._seen: dict[tuple[LabelStudioClient, int], ProjectCounts] = {}
+        self._seen: dict[LabelStudioClient, dict[int, ProjectCounts]] = {}
         self._failing: set[LabelStudioClient] = set()
 
     def follow(self, owner: Owner, ls: LabelStudioClient, project_id: int) -> None:
-        """The project of `owner` is `project_id` on the server of `ls` (its shared client).
-        Called before the pass reads the project; the first time, it reads the counters (one
-        request), which raises the client's errors."""
-        key, where = ObjectKey(owner.kind, owner.namespace, owner.name), (ls, project_id)
+        """The project of `owner` is `project_id` on the server of `ls` (its shared client)."""
         with self._lock:
-            if self._where.get(key) == where:
-                return
-        counts = ls.project_counts([project_id]).get(project_id)
-        with self._lock:
-            self._where[key] = where
-            if counts is not None:
-                self._seen[where] = counts
+            self._where[ObjectKey(owner.kind, owner.namespace, owner.name)] = (ls, project_id)
 
     def forget(self, key: ObjectKey) -> None:
         with self._lock:
-            where = self._where.pop(key, None)
-            if where is not None and where not in self._where.values():
-                self._seen.pop(where, None)
+            self._where.pop(key, None)
 
     def poll(self) -> list[ObjectKey]:
         """Ask every server once for its projects' counters; the projects that moved, and
@@ -90,12 +74,8 @@ class LabelStudioPoll:
                 continue
             with self._lock:
                 self._failing.discard(ls)
-                before = {i: self._seen[ls, i] for i in projects if (ls, i) in self._seen}
-                for project_id in projects:
-                    if project_id in now:
-                        self._seen[ls, project_id] = now[project_id]
-                    else:
-                        self._seen.pop((ls, project_id), None)
-            for project_id in moved(before, now):
+                before = self._seen.get(ls, {})
+                self._seen[ls] = {i: c for i, c in now.items() if i in projects}
+            for project_id in moved({i: c for i, c in before.items() if i in projects}, now):
                 woken.extend(projects[project_id])
         return woken

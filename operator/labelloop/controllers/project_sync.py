@@ -152,12 +152,15 @@ def sync_project(
     record = partial(_record_project_id, context, owner)
     project_id = project_step.ensure_project(ls, spec, known_id, record)
     fields["label_studio"] = {"url": ls.url, "project_id": project_id}
-    # Both before the tasks are read: an annotation made after the read then comes with a
-    # webhook this operator accepts, or at least moves the poller's counters.
-    context.label_studio_poll.follow(owner, ls, project_id)
     path = webhook_step.hook_path(owner.namespace, owner.name)
     wanted = webhook_step.wanted_hook(webhook, owner.namespace, owner.name, time.time())
-    webhook_step.ensure_webhook(ls, project_id, path, wanted)
+    put_webhook_right = partial(webhook_step.ensure_webhook, ls, project_id, path, wanted)
+    # A known project's webhook is put right before its tasks are read, so that an annotation
+    # made after the read comes with a webhook this operator accepts (after a restart the old
+    # secret's are refused). A new project's is created after its first import, whose
+    # TASKS_CREATED would only wake this pass again.
+    if known_id is not None:
+        put_webhook_right()
 
     tasks = list(ls.iter_tasks(project_id))
     if spec.data is not None:
@@ -188,6 +191,8 @@ def sync_project(
                     imported.message or f"{imported.imported} task(s) imported",
                 )
             )
+    if known_id is None:
+        put_webhook_right()
 
     state = round_state(context, owner, prior)
     counts = counting.tally(tasks, schema, state.cutoff)
